@@ -122,9 +122,11 @@ class ConfidentialityTable(_Frozen):
 class DatePolicy(StrEnum):
     """What happens to dates/times that Table E.1-1 protects (rows with a Retain Longitudinal
     option): follow the table (``table``), keep only the year (``year``: DA -> YYYY0101,
-    DT -> YYYY, TM removed), or shift by a keyed per-patient offset (``shift``)."""
+    DT -> YYYY, TM removed), shift by a keyed per-patient offset (``shift``), or keep them as an
+    earlier pass left them (``keep``: only for a pass whose input was already shifted)."""
 
     TABLE = "table"
+    KEEP = "keep"
     YEAR = "year"
     SHIFT = "shift"
 

@@ -1,0 +1,692 @@
+"""The de-identification engine: PS3.15 Table E.1-1 actions, as an allow-list, at every depth.
+
+``deidentify(ds, context)`` is pure: it never mutates ``ds`` (elements that are kept unchanged
+are shared as raw, unparsed elements; everything else is built anew), reads nothing but its
+arguments, and gives the same bytes for the same input, key and rules.
+
+Order of decisions for each element (main dataset and every sequence item):
+
+1. File meta (group 0002) inside a dataset, group lengths, and command elements are dropped.
+2. Private elements are dropped, unless the profile keeps safe private tags and this one is
+   listed for its private creator.
+3. The element's action comes from the compiled table (profile options and overrides applied,
+   combined codes resolved by IOD type); if it is not in the table, it is kept only if it is in
+   the curated keep-list, otherwise removed and counted in the report.
+4. Special rules: patient pseudonym, dates/times by the date policy, the age cap, descriptors,
+   and UIDs (every surviving instance UID is remapped when the profile says so).
+5. Encapsulated pixel data loses its JPEG/J2K text segments, frame by frame.
+"""
+
+from __future__ import annotations
+
+import io
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydicom.datadict import keyword_for_tag
+from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_element
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.encaps import encapsulate, generate_frames
+from pydicom.multival import MultiValue
+from pydicom.sequence import Sequence
+from pydicom.tag import BaseTag, Tag
+from pydicom.uid import UID
+from pydicom.valuerep import PersonName
+
+from tftt.deid import dates
+from tftt.deid.descriptors import clean_checked, clean_with_vocabulary, identifier_tokens
+from tftt.deid.rules import (
+    CID_7050,
+    RULES_DIR,
+    Action,
+    ConfidentialityTable,
+    DatePolicy,
+    DescriptorPolicy,
+    KeepList,
+    Option,
+    Override,
+    PrivateTagPolicy,
+    Profile,
+    SiteOverrides,
+    load_attribute_types,
+    load_keep_list,
+    load_safe_private_tags,
+    load_table,
+    load_vocabulary,
+)
+from tftt.deid.uids import (
+    IMPLEMENTATION_CLASS_UID,
+    IMPLEMENTATION_VERSION_NAME,
+    date_offset_days,
+    is_class_uid_keyword,
+    is_well_known_uid,
+    map_uid,
+    patient_pseudonym,
+)
+from tftt.errors import DeidentificationError, RuleError, UnsupportedInputError
+from tftt.pixels.markers import J2K_SYNTAXES, JPEG_SYNTAXES, PLAIN_ENCAPSULATED_SYNTAXES, strip_text_segments
+
+PIXEL_DATA = 0x7FE00010
+PATIENT_NAME = 0x00100010
+PATIENT_ID = 0x00100020
+ISSUER_OF_PATIENT_ID = 0x00100021
+PATIENT_BIRTH_DATE = 0x00100030
+PATIENT_BIRTH_TIME = 0x00100032
+PATIENT_AGE = 0x00101010
+SOP_INSTANCE_UID = 0x00080018
+SOP_CLASS_UID = 0x00080016
+ICON_IMAGE_SEQUENCE = 0x00880200
+
+#: Transfer syntaxes whose datasets TFTT reads and writes (native and inspectable encapsulated).
+NATIVE_SYNTAXES = frozenset(
+    {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99"}
+)
+SUPPORTED_SYNTAXES = NATIVE_SYNTAXES | JPEG_SYNTAXES | J2K_SYNTAXES | PLAIN_ENCAPSULATED_SYNTAXES
+
+_TEXT_VRS = frozenset({"LO", "SH", "ST", "LT", "UT", "PN", "CS", "AE", "UC"})
+_MARK_TAGS = frozenset({0x00120062, 0x00120063, 0x00120064, 0x00280303})
+
+_DUMMY_TEXT = "REMOVED"
+_DUMMY_BY_VR: dict[str, object] = {
+    "DA": "19000101",
+    "TM": "000000",
+    "DT": "19000101000000",
+    "AS": "000Y",
+    "IS": "0",
+    "DS": "0",
+    "US": 0,
+    "SS": 0,
+    "UL": 0,
+    "SL": 0,
+    "UV": 0,
+    "SV": 0,
+    "FL": 0.0,
+    "FD": 0.0,
+    "OB": b"\x00\x00",
+    "OW": b"\x00\x00",
+    "UN": b"\x00\x00",
+}
+
+
+@dataclass(frozen=True)
+class CompiledProfile:
+    """A profile resolved into per-tag decisions, ready for the engine."""
+
+    profile: Profile
+    actions: Mapping[int, Action]
+    patterns: tuple[tuple[int, int, Action], ...]
+    keep: frozenset[int]
+    temporal: frozenset[int]
+    descriptor_policy: Mapping[int, DescriptorPolicy]
+    safe_private: frozenset[tuple[str, int, int]] | None
+    vocabulary: frozenset[str]
+    dates: DatePolicy
+    table_edition: str
+
+    def action_for(self, tag: int) -> Action | None:
+        action = self.actions.get(tag)
+        if action is not None:
+            return action
+        for mask, value, pattern_action in self.patterns:
+            if tag & mask == value:
+                return pattern_action
+        return None
+
+
+def _tag_int(text: str) -> tuple[int, int]:
+    """``GGGG,EEEE`` (with ``x`` wildcards) → (mask, value)."""
+    digits = text.replace(",", "")
+    mask = int("".join("0" if c == "x" else "F" for c in digits), 16)
+    value = int("".join("0" if c == "x" else c for c in digits), 16)
+    return mask, value
+
+
+def _resolve_combined(action: Action, keyword: str | None, type1: frozenset[str],
+                      type2: frozenset[str]) -> Action:
+    """Resolve a combined code by the attribute's IOD type (1, 2 or 3)."""
+    is1 = keyword in type1
+    is2 = keyword in type2
+    match action:
+        case Action.ZERO_OR_DUMMY:
+            return Action.DUMMY if is1 else Action.ZERO
+        case Action.REMOVE_OR_ZERO:
+            return Action.ZERO if (is1 or is2) else Action.REMOVE
+        case Action.REMOVE_OR_DUMMY:
+            return Action.DUMMY if (is1 or is2) else Action.REMOVE
+        case Action.REMOVE_OR_ZERO_OR_DUMMY:
+            return Action.DUMMY if is1 else Action.ZERO if is2 else Action.REMOVE
+        case Action.REMOVE_OR_ZERO_OR_UID:
+            return Action.UID if is1 else Action.ZERO if is2 else Action.REMOVE
+        case _:
+            return action
+
+
+def _option_action(row_options: Mapping[Option, Action], options: Iterable[Option]) -> Action | None:
+    """The most retentive action that the profile's options give a row (K > C > others)."""
+    chosen = [row_options[o] for o in options if o in row_options]
+    if not chosen:
+        return None
+    for preferred in (Action.KEEP, Action.CLEAN):
+        if preferred in chosen:
+            return preferred
+    return chosen[0]
+
+
+def _override_key(override: Override) -> int:
+    if override.tag is not None:
+        mask, value = _tag_int(override.tag)
+        if mask != 0xFFFFFFFF:
+            raise RuleError("overrides must name a single tag, not a pattern")
+        return value
+    if override.keyword is not None:
+        from pydicom.datadict import tag_for_keyword
+
+        tag = tag_for_keyword(override.keyword)
+        if tag is None:
+            raise RuleError(f"override names an unknown keyword {override.keyword!r}")
+        return int(tag)
+    raise RuleError("an override must name a tag or a keyword")
+
+
+def compile_profile(
+    profile: Profile,
+    *,
+    rules_dir: Path = RULES_DIR,
+    site_overrides: SiteOverrides | None = None,
+    retain_safe_private: bool | None = None,
+    dates: DatePolicy | None = None,
+    table: ConfidentialityTable | None = None,
+    keep_list: KeepList | None = None,
+) -> CompiledProfile:
+    """Resolve a profile against Table E.1-1, the keep-list and the site overrides.
+
+    Raises:
+        RuleError: a rules file is missing or invalid, or an override is malformed.
+    """
+    table = table or load_table(profile.table, rules_dir)
+    keep_list = keep_list or load_keep_list(profile.keep_list, rules_dir)
+    types = load_attribute_types(rules_dir)
+    type1, type2 = frozenset(types.type1), frozenset(types.type2)
+    options = tuple(profile.options)
+    private_policy = profile.private_tags
+    if retain_safe_private is not None:
+        private_policy = PrivateTagPolicy.KEEP_SAFE if retain_safe_private else PrivateTagPolicy.REMOVE
+    if private_policy is PrivateTagPolicy.KEEP_SAFE and Option.RETAIN_SAFE_PRIVATE not in options:
+        options = (*options, Option.RETAIN_SAFE_PRIVATE)
+
+    actions: dict[int, Action] = {}
+    patterns: list[tuple[int, int, Action]] = []
+    temporal: set[int] = set()
+    for row in table.rows:
+        action = _option_action(row.options, options) or row.basic
+        action = _resolve_combined(action, row.keyword, type1, type2)
+        mask, value = _tag_int(row.tag)
+        if mask == 0xFFFFFFFF:
+            actions[value] = action
+            if Option.RETAIN_LONG_FULL_DATES in row.options:
+                temporal.add(value)
+        else:
+            patterns.append((mask, value, action))
+
+    descriptor_policy: dict[int, DescriptorPolicy] = {}
+    for override in (*profile.overrides, *(site_overrides.overrides if site_overrides else ())):
+        tag = _override_key(override)
+        if override.action is not None:
+            actions[tag] = _resolve_combined(
+                override.action, keyword_for_tag(tag) or None, type1, type2
+            )
+        if override.descriptor_policy is not None:
+            descriptor_policy[tag] = override.descriptor_policy
+
+    keep = frozenset(_tag_int(entry.tag)[1] for entry in keep_list.attributes)
+    safe: frozenset[tuple[str, int, int]] | None = None
+    if private_policy is PrivateTagPolicy.KEEP_SAFE:
+        safe = frozenset(
+            (t.creator.strip().upper(), int(t.group, 16), int(t.element[-2:], 16))
+            for t in load_safe_private_tags(rules_dir).tags
+        )
+    vocabulary = frozenset(w.upper() for w in load_vocabulary(rules_dir).words)
+    return CompiledProfile(
+        profile=profile,
+        actions=actions,
+        patterns=tuple(patterns),
+        keep=keep,
+        temporal=frozenset(temporal),
+        descriptor_policy=descriptor_policy,
+        safe_private=safe,
+        vocabulary=vocabulary,
+        dates=dates or profile.dates,
+        table_edition=table.provenance.edition or "unknown",
+    )
+
+
+@dataclass(frozen=True)
+class DeidContext:
+    """Everything the engine needs besides the dataset: rules and the site's secret key."""
+
+    rules: CompiledProfile
+    key: bytes = field(repr=False)
+    pixels_cleaned: bool = False
+
+    def __post_init__(self) -> None:
+        if len(self.key) < 16:
+            raise RuleError("the site secret key must be at least 16 bytes")
+
+
+@dataclass(frozen=True)
+class DeidReport:
+    """What the engine did, as counts and keywords (no values) for the audit trail."""
+
+    actions: tuple[tuple[str, int], ...]
+    removed_not_allowed: tuple[tuple[str, int], ...]
+    removed_private: int
+    uids_remapped: int
+    frames_stripped: int
+
+
+@dataclass(frozen=True)
+class DeidResult:
+    dataset: Dataset
+    file_name: str
+    report: DeidReport
+
+
+class _Walk:
+    """State of one de-identification: counters and per-patient derived values."""
+
+    def __init__(self, ctx: DeidContext, root: Dataset) -> None:
+        self.ctx = ctx
+        self.rules = ctx.rules
+        self.profile = ctx.rules.profile
+        self.actions: Counter[str] = Counter()
+        self.removed: Counter[str] = Counter()
+        self.removed_private = 0
+        self.uids_remapped = 0
+        self.frames_stripped = 0
+        self.encoding = root.original_encoding
+        self.charset = root.original_character_set
+        patient_key = _patient_key(root)
+        self.pseudonym = patient_pseudonym(ctx.key, patient_key)
+        self.offset = date_offset_days(ctx.key, patient_key)
+        self.identifiers = identifier_tokens(_identifying_values(root))
+
+    # -- datasets -------------------------------------------------------------------------
+    def dataset(self, src: Dataset, *, top: bool) -> Dataset:
+        out = Dataset()
+        out.set_original_encoding(self.encoding[0], self.encoding[1], self.charset)
+        for tag in sorted(src.keys()):
+            raw = src.get_item(tag)
+            if raw is None:
+                continue
+            element = self.element(src, BaseTag(tag), raw, top=top)
+            if element is not None:
+                out[tag] = element
+        return out
+
+    def element(self, src: Dataset, tag: BaseTag, raw: DataElement | RawDataElement, *,
+                top: bool) -> DataElement | RawDataElement | None:
+        if tag.group in (0x0000, 0x0002) or tag.element == 0x0000 or tag == ICON_IMAGE_SEQUENCE:
+            self.removed["group-length-meta-or-icon"] += 1
+            return None
+        if tag.is_private:
+            return self.private(src, tag, raw)
+        if tag in _MARK_TAGS:
+            return None  # rewritten by mark()
+        action = self.rules.action_for(int(tag))
+        if action is None:
+            if int(tag) not in self.rules.keep:
+                self.removed[keyword_for_tag(tag) or f"{int(tag):08X}"] += 1
+                return None
+            action = Action.KEEP
+        if action is Action.REMOVE and not self.dated(int(tag)):
+            self.actions["X"] += 1
+            return None
+        elem = self.convert(src, raw)
+        if elem is None:
+            return None
+        return self.apply(src, tag, elem, raw, action, top=top)
+
+    def dated(self, tag: int) -> bool:
+        """Whether the date policy, not the table, decides this attribute's fate."""
+        return tag in self.rules.temporal and self.rules.dates is not DatePolicy.TABLE
+
+    def convert(self, src: Dataset, raw: DataElement | RawDataElement) -> DataElement | None:
+        if isinstance(raw, DataElement):
+            return raw
+        try:
+            return convert_raw_data_element(raw, encoding=self.charset, ds=src)
+        except Exception:  # pydicom raises many types on malformed values
+            self.removed["unparseable-value"] += 1
+            return None
+
+    def private(self, src: Dataset, tag: BaseTag, raw: DataElement | RawDataElement
+                ) -> DataElement | RawDataElement | None:
+        safe = self.rules.safe_private
+        if safe is not None and tag.element >= 0x1000:
+            creator_raw = src.get_item(Tag(tag.group, tag.element >> 8))
+            creator_elem = self.convert(src, creator_raw) if creator_raw is not None else None
+            creator = str(creator_elem.value).strip().upper() if creator_elem is not None else ""
+            if (creator, tag.group, tag.element & 0xFF) in safe:
+                return raw
+        if safe is not None and 0x0010 <= tag.element <= 0x00FF:
+            # A creator element is kept when any of its block's elements is safe.
+            creator_elem = self.convert(src, raw)
+            creator = str(creator_elem.value).strip().upper() if creator_elem is not None else ""
+            block = tag.element << 8
+            for other in src.keys():
+                other_tag = BaseTag(other)
+                if (other_tag.group == tag.group and block <= other_tag.element < block + 0x100
+                        and (creator, tag.group, other_tag.element & 0xFF) in safe):
+                    return raw
+        self.removed_private += 1
+        return None
+
+    # -- actions ------------------------------------------------------------------------------
+    def apply(self, src: Dataset, tag: BaseTag, elem: DataElement,
+              raw: DataElement | RawDataElement, action: Action, *, top: bool
+              ) -> DataElement | RawDataElement | None:
+        self.actions[action.value] += 1
+        vr = elem.VR
+        tag_int = int(tag)
+        if tag_int in (PATIENT_NAME, PATIENT_ID) and self.profile.pseudonymize_patient:
+            value = f"TFTT^{self.pseudonym}" if tag_int == PATIENT_NAME else f"TFTT-{self.pseudonym}"
+            return DataElement(tag, vr, value)
+        if tag_int in (PATIENT_BIRTH_DATE, PATIENT_BIRTH_TIME):
+            return DataElement(tag, vr, "") if action is not Action.REMOVE else None
+        if vr == "SQ":
+            if action is Action.REMOVE:
+                return None
+            return self.sequence(tag, elem, action)
+        if vr in ("DA", "DT", "TM") and self.dated(tag_int):
+            dated = self.temporal(tag, elem, action)
+            return dated  # type: ignore[return-value]
+        if action is Action.REMOVE:
+            return None
+        if action is Action.ZERO:
+            return DataElement(tag, vr, b"" if vr in ("OB", "OW", "UN") else "")
+        if action is Action.DUMMY:
+            return self.dummy(tag, elem)
+        if action is Action.CLEAN:
+            return self.clean(tag, elem)
+        if action is Action.UID or vr == "UI":
+            return self.uid(tag, elem, raw)
+        if tag_int == PATIENT_AGE:
+            return self.age(tag, elem)
+        if tag_int == PIXEL_DATA:
+            return self.pixel_data(src, tag, elem, raw)
+        return raw  # KEEP: shared, unchanged
+
+    def sequence(self, tag: BaseTag, elem: DataElement, action: Action) -> DataElement | None:
+        if action is Action.ZERO:
+            return DataElement(tag, "SQ", Sequence())
+        items = [self.dataset(item, top=False) for item in elem.value or ()]
+        return DataElement(tag, "SQ", Sequence(items))
+
+    def dummy(self, tag: BaseTag, elem: DataElement) -> DataElement:
+        vr = elem.VR
+        if vr == "UI":
+            return self.uid(tag, elem, elem)  # type: ignore[return-value]
+        if vr in _TEXT_VRS or vr in ("UR",):
+            return DataElement(tag, vr, _DUMMY_TEXT)
+        return DataElement(tag, vr, _DUMMY_BY_VR.get(vr, ""))
+
+    def clean(self, tag: BaseTag, elem: DataElement) -> DataElement | None:
+        vr = elem.VR
+        if vr in ("DA", "DT", "TM"):
+            dated = self.temporal(tag, elem, Action.CLEAN)
+            return None if dated is _TABLE else dated  # type: ignore[return-value]
+        if vr not in _TEXT_VRS or vr == "PN":
+            self.removed[f"clean-unsupported-{vr}"] += 1
+            return None
+        policy = self.rules.descriptor_policy.get(int(tag), self.profile.descriptors)
+        values = _as_list(elem.value)
+        cleaned = []
+        for value in values:
+            text = str(value)
+            if policy is DescriptorPolicy.CHECKED:
+                cleaned.append(clean_checked(text, self.rules.vocabulary, self.identifiers))
+            else:
+                cleaned.append(clean_with_vocabulary(text, self.rules.vocabulary))
+        if vr == "CS":
+            cleaned = [c[:16] for c in cleaned]
+        return DataElement(tag, vr, cleaned[0] if len(cleaned) == 1 else cleaned)
+
+    def temporal(self, tag: BaseTag, elem: DataElement, action: Action) -> object:
+        policy = self.rules.dates
+        vr = elem.VR
+        if policy is DatePolicy.TABLE:
+            return _TABLE
+        if policy is DatePolicy.KEEP:
+            return elem
+        if vr == "TM":
+            if policy is DatePolicy.SHIFT:
+                return elem
+            return DataElement(tag, vr, "") if action in (Action.ZERO, Action.DUMMY) else None
+        out: list[str] = []
+        for value in _as_list(elem.value):
+            text = str(value)
+            if not text:
+                continue
+            if policy is DatePolicy.YEAR:
+                new = dates.year_only_date(text) if vr == "DA" else dates.year_only_datetime(text)
+            else:
+                new = (dates.shift_date(text, self.offset) if vr == "DA"
+                       else dates.shift_datetime(text, self.offset))
+            if new is not None:
+                out.append(new)
+        if not out:
+            return DataElement(tag, vr, "") if action in (Action.ZERO, Action.DUMMY) else None
+        return DataElement(tag, vr, out[0] if len(out) == 1 else out)
+
+    def uid(self, tag: BaseTag, elem: DataElement, raw: DataElement | RawDataElement
+            ) -> DataElement | RawDataElement | None:
+        if elem.VR != "UI":
+            return self.dummy(tag, elem)  # 'U' on a non-UID attribute: a dummy value
+        keyword = keyword_for_tag(tag)
+        if not self.profile.remap_uids or is_class_uid_keyword(keyword):
+            return raw
+        values = _as_list(elem.value)
+        mapped = []
+        for value in values:
+            text = str(value).strip().rstrip("\x00")
+            if not text:
+                continue
+            if is_well_known_uid(text):
+                mapped.append(text)
+            else:
+                mapped.append(map_uid(self.ctx.key, text))
+                self.uids_remapped += 1
+        if not mapped:
+            return DataElement(tag, "UI", "")
+        return DataElement(tag, "UI", mapped[0] if len(mapped) == 1 else mapped)
+
+    def age(self, tag: BaseTag, elem: DataElement) -> DataElement | None:
+        text = str(elem.value or "")
+        if not text:
+            return elem
+        capped = dates.capped_age(text, self.profile.max_age_years)
+        return DataElement(tag, "AS", capped) if capped is not None else None
+
+    def pixel_data(self, src: Dataset, tag: BaseTag, elem: DataElement,
+                   raw: DataElement | RawDataElement) -> DataElement | RawDataElement:
+        syntax = self.syntax
+        if syntax in NATIVE_SYNTAXES:
+            return raw
+        frames_count = int(src.get("NumberOfFrames", 1) or 1)
+        frames = list(generate_frames(elem.value, number_of_frames=frames_count))
+        stripped = [strip_text_segments(frame, syntax) for frame in frames]
+        if stripped == frames:
+            return raw
+        self.frames_stripped += sum(a != b for a, b in zip(frames, stripped, strict=True))
+        new = DataElement(tag, elem.VR, encapsulate(stripped, has_bot=True))
+        new.is_undefined_length = True
+        return new
+
+    syntax: str = ""
+
+    def mark(self, out: Dataset) -> None:
+        profile = self.profile
+        out.PatientIdentityRemoved = "YES"
+        out.DeidentificationMethod = _split_lo(profile.method_description)
+        codes = [CID_7050["basic"]]
+        codes += [CID_7050[o] for o in self.rules_options() if o in CID_7050]
+        if self.ctx.pixels_cleaned:
+            codes.append(CID_7050["clean_pixel"])
+        items = []
+        for value, meaning in codes:
+            item = Dataset()
+            item.CodeValue = value
+            item.CodingSchemeDesignator = "DCM"
+            item.CodeMeaning = meaning
+            items.append(item)
+        out.DeidentificationMethodCodeSequence = Sequence(items)
+        longitudinal = {
+            DatePolicy.TABLE: "REMOVED",
+            DatePolicy.YEAR: "MODIFIED",
+            DatePolicy.SHIFT: "MODIFIED",
+            DatePolicy.KEEP: "MODIFIED",
+        }[self.rules.dates]
+        if self.rules.dates is DatePolicy.TABLE and Option.RETAIN_LONG_FULL_DATES in profile.options:
+            longitudinal = "UNMODIFIED"
+        out.LongitudinalTemporalInformationModified = longitudinal
+
+    def rules_options(self) -> tuple[Option, ...]:
+        options = list(self.profile.options)
+        if self.rules.safe_private is not None and Option.RETAIN_SAFE_PRIVATE not in options:
+            options.append(Option.RETAIN_SAFE_PRIVATE)
+        return tuple(options)
+
+
+_TABLE = object()
+
+
+def _as_list(value: object) -> list[object]:
+    if value is None or value == "":
+        return []
+    if isinstance(value, MultiValue | list | tuple):
+        return list(value)
+    return [value]
+
+
+def _split_lo(text: str) -> list[str] | str:
+    """Split a description into LO values of at most 64 characters, at word boundaries."""
+    parts: list[str] = []
+    current = ""
+    for word in text.replace("\\", "/").split():
+        if current and len(current) + 1 + len(word) > 64:
+            parts.append(current)
+            current = word
+        else:
+            current = f"{current} {word}".strip()
+    if current:
+        parts.append(current[:64])
+    return parts[0] if len(parts) == 1 else parts
+
+
+def _text(ds: Dataset, tag: int) -> str:
+    raw = ds.get_item(tag)
+    if raw is None:
+        return ""
+    value = raw.value
+    if isinstance(value, bytes):
+        return value.decode("latin-1", "replace").strip(" \x00")
+    if isinstance(value, PersonName):
+        return str(value)
+    return str(value or "").strip()
+
+
+def _patient_key(ds: Dataset) -> str:
+    """The identity a pseudonym and a date offset are derived from."""
+    patient_id = _text(ds, PATIENT_ID)
+    if patient_id:
+        return f"id:{patient_id}|issuer:{_text(ds, ISSUER_OF_PATIENT_ID)}"
+    return f"name:{_text(ds, PATIENT_NAME).upper()}|birth:{_text(ds, PATIENT_BIRTH_DATE)}"
+
+
+def _identifying_values(ds: Dataset) -> list[str]:
+    values = [_text(ds, t) for t in (PATIENT_NAME, PATIENT_ID, PATIENT_BIRTH_DATE)]
+    for keyword in ("OtherPatientNames", "OtherPatientIDs", "AccessionNumber",
+                    "PatientMotherBirthName", "ReferringPhysicianName", "InstitutionName",
+                    "StationName", "PatientAddress"):
+        raw = ds.get(keyword)
+        if raw is not None:
+            values.extend(str(v) for v in _as_list(raw))
+    return [v for v in values if v]
+
+
+def deidentify(ds: Dataset, context: DeidContext) -> DeidResult:
+    """De-identify one dataset (with its ``file_meta``) under ``context``.
+
+    Returns a new dataset with a rebuilt file meta, the file name (new SOP Instance UID +
+    ``.dcm``) and a report of counts.
+
+    Raises:
+        UnsupportedInputError: the transfer syntax is not supported, or the object has no
+            SOP Class/Instance UID.
+        DeidentificationError: the result would not be a valid object.
+    """
+    meta = getattr(ds, "file_meta", None)
+    syntax = str(getattr(meta, "TransferSyntaxUID", "") or "")
+    if not syntax:
+        is_implicit, is_little = ds.original_encoding
+        syntax = "1.2.840.10008.1.2" if is_implicit else (
+            "1.2.840.10008.1.2.1" if is_little in (True, None) else "1.2.840.10008.1.2.2")
+    if syntax not in SUPPORTED_SYNTAXES:
+        raise UnsupportedInputError(
+            f"transfer syntax {syntax} is not supported", code="unsupported-transfer-syntax"
+        )
+    if ds.get_item(SOP_CLASS_UID) is None or ds.get_item(SOP_INSTANCE_UID) is None:
+        raise UnsupportedInputError("object has no SOP Class or SOP Instance UID",
+                                    code="missing-sop-uid")
+    walk = _Walk(context, ds)
+    if walk.encoding == (None, None):
+        walk.encoding = (syntax == "1.2.840.10008.1.2", syntax != "1.2.840.10008.1.2.2")
+    walk.syntax = syntax
+    out = walk.dataset(ds, top=True)
+    walk.mark(out)
+
+    sop_instance = str(out.get("SOPInstanceUID", "") or "").strip()
+    sop_class = str(out.get("SOPClassUID", "") or "").strip()
+    if not sop_instance or not sop_class:
+        raise DeidentificationError("the rules removed the SOP Class or Instance UID",
+                                    code="rules-removed-sop-uid")
+    file_meta = FileMetaDataset()
+    file_meta.FileMetaInformationVersion = b"\x00\x01"
+    file_meta.MediaStorageSOPClassUID = UID(sop_class)
+    file_meta.MediaStorageSOPInstanceUID = UID(sop_instance)
+    file_meta.TransferSyntaxUID = UID(syntax)
+    file_meta.ImplementationClassUID = UID(IMPLEMENTATION_CLASS_UID)
+    file_meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
+    out.file_meta = file_meta
+    out.preamble = b"\x00" * 128
+    report = DeidReport(
+        actions=tuple(sorted(walk.actions.items())),
+        removed_not_allowed=tuple(sorted(walk.removed.items())),
+        removed_private=walk.removed_private,
+        uids_remapped=walk.uids_remapped,
+        frames_stripped=walk.frames_stripped,
+    )
+    return DeidResult(dataset=out, file_name=f"{sop_instance}.dcm", report=report)
+
+
+def serialize(ds: Dataset) -> bytes:
+    """Encode a de-identified dataset as a DICOM file (zeroed preamble, its own file meta).
+
+    Raises:
+        DeidentificationError: pydicom cannot encode it.
+    """
+    buffer = io.BytesIO()
+    syntax = str(ds.file_meta.TransferSyntaxUID)
+    try:
+        ds.save_as(
+            buffer,
+            implicit_vr=syntax == "1.2.840.10008.1.2",
+            little_endian=syntax != "1.2.840.10008.1.2.2",
+            enforce_file_format=True,
+        )
+    except Exception as exc:
+        raise DeidentificationError(f"cannot encode the de-identified object: {type(exc).__name__}",
+                                    code="encode-failed") from None
+    return buffer.getvalue()
