@@ -130,12 +130,14 @@ def _strip_j2k(frame: bytes) -> bytes:
     out = bytearray(b"\xff\x4f")
     pos = 2
     while pos < n:
-        if pos + 4 > n or frame[pos] != 0xFF:
+        if pos + 2 > n or frame[pos] != 0xFF:
             raise _bad("expected a JPEG 2000 marker")
         marker = frame[pos + 1]
         if marker == 0xD9:  # EOC
             out += b"\xff\xd9"
             return bytes(out)
+        if pos + 4 > n:
+            raise _bad("truncated JPEG 2000 segment")
         (length,) = struct.unpack_from(">H", frame, pos + 2)
         if marker == 0x90:  # SOT: a tile-part; Psot covers SOT..end of the tile-part
             if length != 10 or pos + 12 > n:

@@ -1,0 +1,86 @@
+"""The ``tftt`` command line (Typer). Builds the settings once and passes them down."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from tftt.settings import Settings
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Teaching File Transfer Tool")
+
+
+def _settings() -> Settings:
+    return Settings()
+
+
+@app.command()
+def deidentify(
+    src: Annotated[Path, typer.Argument(exists=True, file_okay=False, help="Folder of input files")],
+    dst: Annotated[Path, typer.Argument(help="Folder for verified, de-identified files")],
+    quarantine_dir: Annotated[Path, typer.Option("--quarantine", help="Folder for quarantined inputs")],
+    profile: Annotated[str | None, typer.Option(help="Second-pass profile name")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Processes")] = 1,
+) -> None:
+    """First pass, automatic pixel cleaning, second pass and verification of every file in SRC."""
+    from tftt.headless import build_pipeline, run_headless
+    from tftt.pixels.stage import make_pixel_stage
+    from tftt.store.keys import load_or_create_key
+
+    settings = _settings()
+    if profile is not None:
+        settings = settings.model_copy(
+            update={"deid": settings.deid.model_copy(update={"second_pass_profile": profile})}
+        )
+    key = load_or_create_key(settings)
+    pipeline = build_pipeline(settings, key, make_pixel_stage(settings))
+    summary = run_headless(src, dst, quarantine_dir, pipeline, workers=workers)
+    typer.echo(f"inputs:       {summary.inputs}")
+    typer.echo(f"written:      {summary.written}")
+    if summary.already_present:
+        typer.echo(f"already there: {summary.already_present}")
+    typer.echo(f"pixel-cleaned: {summary.pixels_cleaned}")
+    typer.echo(f"quarantined:  {summary.quarantined_total}")
+    for code, count in sorted(summary.quarantined.items()):
+        typer.echo(f"  {code}: {count}")
+    typer.echo(f"accounted:    {'yes' if summary.balanced else 'NO'}")
+    if not summary.balanced:
+        sys.exit(1)
+
+
+@app.command()
+def verify(
+    original: Annotated[Path, typer.Argument(exists=True, dir_okay=False)],
+    deidentified: Annotated[Path, typer.Argument(exists=True, dir_okay=False)],
+    profile: Annotated[str | None, typer.Option(help="Profile the output claims to meet")] = None,
+) -> None:
+    """Check one de-identified file against its original; exit 1 with findings (no values)."""
+    from tftt.deid.pipeline import parse
+    from tftt.deid.rules import load_keep_list, load_profile, load_safe_private_tags, load_table
+    from tftt.deid.verify import harvest_identifiers, verify_output
+    from tftt.errors import TfttError
+
+    settings = _settings()
+    rules_dir = settings.deid.rules_dir
+    kwargs = {"rules_dir": rules_dir} if rules_dir else {}
+    prof = load_profile(profile or settings.deid.second_pass_profile, **kwargs)
+    table = load_table(prof.table, **kwargs)
+    keep = load_keep_list(prof.keep_list, **kwargs)
+    safe = load_safe_private_tags(**kwargs) if settings.deid.retain_safe_private else None
+    try:
+        ids = harvest_identifiers(parse(original.read_bytes()), prof, table)
+        report = verify_output(ids, deidentified.read_bytes(), deidentified.name, prof, table, keep,
+                               safe_private=safe)
+    except TfttError as exc:
+        typer.echo(f"FAILED ({exc.code}): {exc.message}")
+        for finding in getattr(exc, "findings", ()):
+            typer.echo(f"  - {finding}")
+        raise typer.Exit(1) from None
+    typer.echo(f"verified: {report}")
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()

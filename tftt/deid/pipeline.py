@@ -1,0 +1,145 @@
+"""One file through TFTT's headless path: parse, first pass, pixel stage, second pass, verify.
+
+Pure: bytes in, an :class:`Outcome` out (the output bytes and name, or a quarantine reason).
+Every failure becomes a quarantine outcome with a stage and a reason code; nothing raises out
+of :func:`process_bytes` except programming errors, and the caller keeps the input bytes.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+
+import pydicom
+from pydicom.dataset import Dataset
+
+from tftt.deid.engine import CompiledProfile, DeidContext, DeidReport, deidentify, serialize
+from tftt.deid.rules import ConfidentialityTable, KeepList, SafePrivateTags
+from tftt.deid.verify import harvest_identifiers, verify_output
+from tftt.errors import ResidualPHIError, TfttError, UnsupportedInputError
+
+
+class Stage(StrEnum):
+    PARSE = "parse"
+    FIRST_PASS = "first-pass"
+    PIXELS = "pixels"
+    SECOND_PASS = "second-pass"
+    VERIFY = "verify"
+
+
+@dataclass(frozen=True)
+class PixelStageResult:
+    """What the pixel stage did to a first-pass dataset."""
+
+    dataset: Dataset
+    cleaned: bool
+
+
+#: The pixel stage: takes a first-pass dataset, returns it cleaned (or unchanged if it carries
+#: no risk), or raises a TfttError (e.g. RedactionError for text it could not remove).
+PixelStage = Callable[[Dataset], PixelStageResult]
+
+
+@dataclass(frozen=True)
+class VerificationRules:
+    table: ConfidentialityTable
+    keep_list: KeepList
+    safe_private: SafePrivateTags | None
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    first: CompiledProfile
+    second: CompiledProfile
+    key: bytes
+    verification: VerificationRules
+    pixel_stage: PixelStage
+
+
+@dataclass(frozen=True)
+class Outcome:
+    ok: bool
+    stage: Stage
+    code: str = "ok"
+    message: str = ""
+    file_name: str | None = None
+    output: bytes | None = None
+    report: DeidReport | None = None
+    findings: tuple[str, ...] = ()
+    pixels_cleaned: bool = False
+
+
+def parse(data: bytes) -> Dataset:
+    """Read DICOM with or without the preamble.
+
+    Raises:
+        UnsupportedInputError: not DICOM, or truncated.
+    """
+    if len(data) < 8:
+        raise UnsupportedInputError("file is too short to be DICOM", code="not-dicom")
+    try:
+        ds = pydicom.dcmread(io.BytesIO(data), force=True)
+        # Touch every top-level element so a truncated or malformed file fails here, not later.
+        for _ in ds.keys():
+            pass
+        if "SOPClassUID" not in ds or "SOPInstanceUID" not in ds:
+            raise UnsupportedInputError("file is not a DICOM composite object", code="not-dicom")
+    except TfttError:
+        raise
+    except Exception as exc:
+        raise UnsupportedInputError(
+            f"file does not parse as DICOM ({type(exc).__name__})", code="not-dicom"
+        ) from None
+    return ds
+
+
+def _fail(stage: Stage, exc: TfttError) -> Outcome:
+    findings = exc.findings if isinstance(exc, ResidualPHIError) else ()
+    return Outcome(ok=False, stage=stage, code=exc.code, message=exc.message, findings=findings)
+
+
+def process_bytes(data: bytes, pipeline: Pipeline) -> Outcome:
+    """Run one file through the whole headless path."""
+    try:
+        original = parse(data)
+    except TfttError as exc:
+        return _fail(Stage.PARSE, exc)
+
+    stage = Stage.FIRST_PASS
+    try:
+        first = deidentify(original, DeidContext(rules=pipeline.first, key=pipeline.key))
+        stage = Stage.PIXELS
+        pixels = pipeline.pixel_stage(first.dataset)
+        stage = Stage.SECOND_PASS
+        second = deidentify(
+            pixels.dataset,
+            DeidContext(rules=pipeline.second, key=pipeline.key, pixels_cleaned=pixels.cleaned),
+        )
+        output = serialize(second.dataset)
+        stage = Stage.VERIFY
+        rules = pipeline.verification
+        identifiers = harvest_identifiers(original, pipeline.second.profile, rules.table)
+        verify_output(
+            identifiers,
+            output,
+            second.file_name,
+            pipeline.second.profile,
+            rules.table,
+            rules.keep_list,
+            safe_private=rules.safe_private,
+        )
+    except TfttError as exc:
+        return _fail(stage, exc)
+    except Exception as exc:  # a bug or a pydicom surprise: quarantine, never crash the batch
+        return Outcome(ok=False, stage=stage, code="internal-error",
+                       message=f"unexpected {type(exc).__name__} at stage {stage.value}")
+    return Outcome(
+        ok=True,
+        stage=Stage.VERIFY,
+        file_name=second.file_name,
+        output=output,
+        report=second.report,
+        pixels_cleaned=pixels.cleaned,
+    )

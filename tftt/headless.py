@@ -1,0 +1,177 @@
+"""``tftt deidentify``: the headless path over a folder, in one or several processes.
+
+Walks SRC recursively (any file name, DICOM with or without preamble), runs each file through
+:func:`tftt.deid.pipeline.process_bytes`, writes verified files to DST as
+``<new SOP Instance UID>.dcm`` and everything else to the quarantine with its reason.
+Nothing is lost: every input is counted once, as written or quarantined.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tftt.deid.engine import compile_profile
+from tftt.deid.pipeline import Outcome, Pipeline, PixelStage, VerificationRules, process_bytes
+from tftt.deid.rules import (
+    RULES_DIR,
+    DatePolicy,
+    load_keep_list,
+    load_profile,
+    load_safe_private_tags,
+    load_site_overrides,
+    load_table,
+)
+from tftt.errors import UnsupportedInputError
+from tftt.settings import Settings
+from tftt.store.files import contained_path
+from tftt.store.quarantine import quarantine
+
+
+def build_pipeline(settings: Settings, key: bytes, pixel_stage: PixelStage) -> Pipeline:
+    """Compile both passes' rules from the settings.
+
+    Raises:
+        RuleError: a rules file is missing or invalid.
+    """
+    deid = settings.deid
+    rules_dir = deid.rules_dir or RULES_DIR
+    site = load_site_overrides(deid.site_overrides) if deid.site_overrides else None
+    first_profile = load_profile(deid.first_pass_profile, rules_dir)
+    second_profile = load_profile(deid.second_pass_profile, rules_dir)
+    first_dates = DatePolicy.SHIFT if deid.shift_dates else None
+    second_dates = DatePolicy.KEEP if deid.shift_dates else None
+    first = compile_profile(first_profile, rules_dir=rules_dir, site_overrides=site,
+                            retain_safe_private=deid.retain_safe_private, dates=first_dates)
+    second = compile_profile(second_profile, rules_dir=rules_dir, site_overrides=site,
+                             retain_safe_private=deid.retain_safe_private, dates=second_dates)
+    verification = VerificationRules(
+        table=load_table(second_profile.table, rules_dir),
+        keep_list=load_keep_list(second_profile.keep_list, rules_dir),
+        safe_private=load_safe_private_tags(rules_dir) if deid.retain_safe_private else None,
+    )
+    return Pipeline(first=first, second=second, key=key, verification=verification,
+                    pixel_stage=pixel_stage)
+
+
+@dataclass
+class Summary:
+    inputs: int = 0
+    written: int = 0
+    already_present: int = 0
+    quarantined: Counter[str] = field(default_factory=Counter)
+    pixels_cleaned: int = 0
+
+    @property
+    def quarantined_total(self) -> int:
+        return sum(self.quarantined.values())
+
+    @property
+    def balanced(self) -> bool:
+        return self.inputs == self.written + self.already_present + self.quarantined_total
+
+
+def iter_inputs(src: Path) -> Iterator[Path]:
+    """Every regular file under ``src`` (symlinks are not followed), in a stable order."""
+    for root, dirs, files in os.walk(src):
+        dirs.sort()
+        for name in sorted(files):
+            path = Path(root) / name
+            if path.is_file() and not path.is_symlink():
+                yield path
+
+
+def _write_new(path: Path, data: bytes) -> bool:
+    """Create ``path`` atomically without overwriting; False if it exists with other bytes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.chmod(tmp, 0o644)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return path.read_bytes() == data
+        return True
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+_WORKER: Pipeline | None = None
+
+
+def _init_worker(pipeline: Pipeline) -> None:
+    global _WORKER
+    _WORKER = pipeline
+
+
+@dataclass(frozen=True)
+class FileResult:
+    status: str  # "written" | "present" | "quarantined"
+    code: str
+    pixels_cleaned: bool
+
+
+def _handle(path: Path, src: Path, dst: Path, qdir: Path, pipeline: Pipeline) -> FileResult:
+    relative = str(path.relative_to(src))
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        quarantine(qdir, b"", stage="read", code="unreadable",
+                   message=f"cannot read the input file ({exc.strerror})", source=relative)
+        return FileResult("quarantined", "unreadable", False)
+    outcome: Outcome = process_bytes(data, pipeline)
+    if outcome.ok and outcome.output is not None and outcome.file_name is not None:
+        try:
+            target = contained_path(dst, outcome.file_name)
+        except UnsupportedInputError as exc:
+            outcome = Outcome(ok=False, stage=outcome.stage, code=exc.code, message=exc.message)
+        else:
+            existed = target.exists()
+            if _write_new(target, outcome.output):
+                return FileResult("present" if existed else "written", "ok", outcome.pixels_cleaned)
+            outcome = Outcome(ok=False, stage=outcome.stage, code="duplicate-sop-instance",
+                              message="another input produced a different file with the same UID")
+    quarantine(qdir, data, stage=outcome.stage.value, code=outcome.code, message=outcome.message,
+               findings=outcome.findings, source=relative)
+    return FileResult("quarantined", outcome.code, False)
+
+
+def _handle_in_worker(args: tuple[Path, Path, Path, Path]) -> FileResult:
+    assert _WORKER is not None
+    return _handle(*args, pipeline=_WORKER)
+
+
+def run_headless(src: Path, dst: Path, qdir: Path, pipeline: Pipeline, *, workers: int = 1) -> Summary:
+    """De-identify every file under ``src``; returns the counts."""
+    src, dst, qdir = src.resolve(), dst.resolve(), qdir.resolve()
+    dst.mkdir(parents=True, exist_ok=True)
+    qdir.mkdir(parents=True, exist_ok=True)
+    summary = Summary()
+    jobs = ((path, src, dst, qdir) for path in iter_inputs(src))
+
+    def account(result: FileResult) -> None:
+        summary.inputs += 1
+        if result.status == "written":
+            summary.written += 1
+        elif result.status == "present":
+            summary.already_present += 1
+        else:
+            summary.quarantined[result.code] += 1
+        summary.pixels_cleaned += int(result.pixels_cleaned)
+
+    if workers <= 1:
+        for job in jobs:
+            account(_handle(*job, pipeline=pipeline))
+        return summary
+    with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker,
+                             initargs=(pipeline,)) as pool:
+        for result in pool.map(_handle_in_worker, jobs, chunksize=8):
+            account(result)
+    return summary
