@@ -1,0 +1,132 @@
+"""Benchmark ``tftt deidentify`` against plain pydicom read+write of the same files.
+
+    python benchmarks/deidentify.py [--size-mb 1100] [--corpus DIR] [--keep]
+
+Generates a synthetic corpus (default ≥ 1 GB, no hostile files) with TFTT's own generator, then
+measures, each in its own child process and in the same run:
+
+* floor: ``pydicom.dcmread`` + ``save_as`` of every file into a scratch folder;
+* tftt, 1 process: the full headless path (first pass, pixel stage, second pass, verification,
+  atomic write or quarantine);
+* tftt, 2 processes.
+
+Prints files/s, MB/s, the ratio of each to the floor's wall time, and each child's peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def _peak_rss_mb() -> float:
+    self_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    children_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return max(self_kb, children_kb) / 1024
+
+
+def child_floor(src: Path, out: Path) -> dict[str, float]:
+    import pydicom
+
+    from tftt.headless import iter_inputs
+
+    count = 0
+    start = time.perf_counter()
+    for index, path in enumerate(iter_inputs(src)):
+        ds = pydicom.dcmread(path, force=True)
+        ds.save_as(out / f"{index}.dcm")
+        count += 1
+    return {"seconds": time.perf_counter() - start, "files": count, "peak_rss_mb": _peak_rss_mb()}
+
+
+def child_tftt(src: Path, out: Path, workers: int) -> dict[str, float]:
+    from tftt.headless import build_pipeline, run_headless
+    from tftt.pixels.stage import make_pixel_stage
+    from tftt.settings import Settings
+
+    settings = Settings(data_dir=out / "data")
+    pipeline = build_pipeline(settings, b"benchmark-key-0123456789abcdef!!", make_pixel_stage(settings))
+    start = time.perf_counter()
+    summary = run_headless(src, out / "dst", out / "quarantine", pipeline, workers=workers)
+    seconds = time.perf_counter() - start
+    return {
+        "seconds": seconds,
+        "files": summary.inputs,
+        "written": summary.written,
+        "quarantined": summary.quarantined_total,
+        "peak_rss_mb": _peak_rss_mb(),
+    }
+
+
+def _run_child(mode: str, src: Path, out: Path, workers: int = 1) -> dict[str, float]:
+    out.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, __file__, "--child", mode, "--corpus", str(src), "--out", str(out),
+           "--workers", str(workers)]
+    result = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=ROOT)
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def _corpus_bytes(src: Path) -> int:
+    return sum(p.stat().st_size for p in src.rglob("*") if p.is_file() and p.name != "manifest.json")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--size-mb", type=int, default=1100)
+    parser.add_argument("--corpus", type=Path)
+    parser.add_argument("--out", type=Path)
+    parser.add_argument("--keep", action="store_true")
+    parser.add_argument("--child", choices=["floor", "tftt"])
+    parser.add_argument("--workers", type=int, default=1)
+    args = parser.parse_args()
+
+    if args.child == "floor":
+        print(json.dumps(child_floor(args.corpus, args.out)))
+        return
+    if args.child == "tftt":
+        print(json.dumps(child_tftt(args.corpus, args.out, args.workers)))
+        return
+
+    scratch = Path(tempfile.mkdtemp(prefix="tftt-bench-"))
+    try:
+        corpus = args.corpus
+        if corpus is None:
+            from tftt.synth.corpus import write_corpus
+
+            corpus = scratch / "corpus"
+            t0 = time.perf_counter()
+            write_corpus(corpus, seed=7, patients=4, hostile=False, target_bytes=args.size_mb * 1_000_000)
+            print(f"generated corpus in {time.perf_counter() - t0:.1f} s")
+        size = _corpus_bytes(corpus)
+        files = sum(1 for p in corpus.rglob("*") if p.is_file() and p.name != "manifest.json")
+        print(f"corpus: {files} files, {size / 1e6:.0f} MB")
+        rows = [("floor: pydicom dcmread + save_as", _run_child("floor", corpus, scratch / "floor"))]
+        rows.append(("tftt deidentify, 1 process", _run_child("tftt", corpus, scratch / "t1", 1)))
+        rows.append(("tftt deidentify, 2 processes", _run_child("tftt", corpus, scratch / "t2", 2)))
+        floor_seconds = rows[0][1]["seconds"]
+        print(f"{'run':34} {'files/s':>9} {'MB/s':>8} {'x floor':>8} {'peak RSS MB':>12}")
+        for name, row in rows:
+            seconds = row["seconds"]
+            print(f"{name:34} {row['files'] / seconds:9.1f} {size / 1e6 / seconds:8.1f} "
+                  f"{seconds / floor_seconds:8.2f} {row['peak_rss_mb']:12.0f}")
+        for name, row in rows[1:]:
+            print(f"{name}: written {row['written']:.0f}, quarantined {row['quarantined']:.0f}")
+    finally:
+        if not args.keep:
+            shutil.rmtree(scratch, ignore_errors=True)
+        else:
+            print(f"kept {scratch}")
+
+
+if __name__ == "__main__":
+    main()
