@@ -42,12 +42,12 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 import pydicom  # noqa: E402
+from pydantic import BaseModel, ValidationError  # noqa: E402
 from pydicom.datadict import (  # noqa: E402
     RepeatersDictionary,
     dictionary_is_retired,
     keyword_for_tag,
 )
-from pydantic import BaseModel, ValidationError  # noqa: E402
 
 from tftt.deid.rules import (  # noqa: E402
     Action,
@@ -399,7 +399,7 @@ def _column_map(header: Sequence[str]) -> dict[str, int]:
 def _parse_part15(reference: Path) -> ET.Element:
     path = reference / PART15_2023B_SOURCE
     try:
-        return ET.parse(path).getroot()  # noqa: S314 - trusted, checked-in reference data
+        return ET.parse(path).getroot()
     except (FileNotFoundError, ET.ParseError) as exc:
         raise RuleError(f"cannot read {PART15_2023B_SOURCE}: {exc}") from exc
 
@@ -659,7 +659,7 @@ def safe_private_tags(
     """
     path = reference / CTP_PRIVATE_SOURCE
     try:
-        ctp_root = ET.parse(path).getroot()  # noqa: S314 - trusted, checked-in reference data
+        ctp_root = ET.parse(path).getroot()
     except (FileNotFoundError, ET.ParseError) as exc:
         raise RuleError(f"cannot read {CTP_PRIVATE_SOURCE}: {exc}") from exc
 
@@ -680,19 +680,19 @@ def safe_private_tags(
             found[key] = [creator, name, vr, [source]]
 
     ctp_count = 0
-    for element in ctp_root.iter("element"):
-        if element.get("code") != "K":
+    for entry in ctp_root.iter("element"):
+        if entry.get("code") != "K":
             continue
-        creator = (element.get("cr") or "").strip()
+        creator = (entry.get("cr") or "").strip()
         if not creator:
             raise RuleError(f"{CTP_PRIVATE_SOURCE}: a safe element has no private creator")
         ctp_count += 1
         add(
             creator,
-            (element.get("gp") or "").upper(),
-            (element.get("el") or "").upper(),
-            element.get("key") or "",
-            element.get("vr") or "",
+            (entry.get("gp") or "").upper(),
+            (entry.get("el") or "").upper(),
+            entry.get("key") or "",
+            entry.get("vr") or "",
             "CTP",
         )
 
