@@ -598,8 +598,7 @@ def render_differences_markdown(diff: dict[str, Any]) -> str:
         lines.append("- none")
     for change in diff["basic_changed"]:
         lines.append(
-            f"- `{change['tag']}` {change['name']}: "
-            f"{change[old_edition]} → {change[new_edition]}"
+            f"- `{change['tag']}` {change['name']}: {change[old_edition]} → {change[new_edition]}"
         )
     lines.append("")
     lines.append(f"**Option actions changed** ({len(diff['options_changed'])}):")
@@ -624,9 +623,7 @@ def render_differences_markdown(diff: dict[str, Any]) -> str:
         if not changes:
             lines.append("- none")
         for change in changes:
-            lines.append(
-                f"- `{change['tag']}`: {change[old_edition]!s} → {change[new_edition]!s}"
-            )
+            lines.append(f"- `{change['tag']}`: {change[old_edition]!s} → {change[new_edition]!s}")
         lines.append("")
     return "\n".join(lines)
 
