@@ -97,9 +97,12 @@ def test_missing_reference_fails_with_a_clear_message(tmp_path: Path) -> None:
 @needs_reference
 def test_reference_without_commit_is_refused(tmp_path: Path) -> None:
     reference = tmp_path / "reference"
-    shutil.copytree(REFERENCE, reference)
+    for source in REFERENCE.rglob("*"):
+        if source.is_file():
+            target = reference / source.relative_to(REFERENCE)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(source.read_bytes())
     readme = reference / "README.md"
-    readme.chmod(0o644)
     readme.write_text(readme.read_text(encoding="utf-8").replace("commit", "revision"))
     with pytest.raises(RuleError, match="names no commit"):
         build_rules.build(reference, tmp_path / "out")
