@@ -295,7 +295,7 @@ def test_implicit_and_big_endian_inputs_round_trip(second):
         ds.file_meta.TransferSyntaxUID = syntax
         buf = io.BytesIO()
         ds.save_as(buf, implicit_vr=syntax == pydicom.uid.ImplicitVRLittleEndian,
-                   little_endian=syntax != pydicom.uid.ExplicitVRBigEndian)
+                   little_endian=syntax != pydicom.uid.ExplicitVRBigEndian, enforce_file_format=True)
         read = pydicom.dcmread(io.BytesIO(buf.getvalue()))
         out = serialize(deidentify(read, second).dataset)
         back = pydicom.dcmread(io.BytesIO(out))

@@ -85,6 +85,7 @@ NATIVE_SYNTAXES = frozenset(
 )
 SUPPORTED_SYNTAXES = NATIVE_SYNTAXES | JPEG_SYNTAXES | J2K_SYNTAXES | PLAIN_ENCAPSULATED_SYNTAXES
 
+_FREE_TEXT_VRS = frozenset({"LO", "SH", "ST", "LT", "UT", "UC"})
 _TEXT_VRS = frozenset({"LO", "SH", "ST", "LT", "UT", "PN", "CS", "AE", "UC"})
 _MARK_TAGS = frozenset({0x00120062, 0x00120063, 0x00120064, 0x00280303})
 
@@ -416,7 +417,19 @@ class _Walk:
             return self.age(tag, elem)
         if tag_int == PIXEL_DATA:
             return self.pixel_data(src, tag, elem, raw)
+        if vr in _FREE_TEXT_VRS:
+            return self.checked_text(tag, elem, raw)
         return raw  # KEEP: shared, unchanged
+
+    def checked_text(self, tag: BaseTag, elem: DataElement, raw: DataElement | RawDataElement
+                     ) -> DataElement | RawDataElement:
+        """Kept free text (e.g. a CodeMeaning) still must not carry the patient's identifiers."""
+        values = [str(v) for v in _as_list(elem.value)]
+        cleaned = [clean_checked(v, self.rules.vocabulary, self.identifiers) for v in values]
+        if cleaned == values:
+            return raw
+        self.actions["kept-text-cleaned"] += 1
+        return DataElement(tag, elem.VR, cleaned[0] if len(cleaned) == 1 else cleaned)
 
     def sequence(self, tag: BaseTag, elem: DataElement, action: Action) -> DataElement | None:
         if action is Action.ZERO:
@@ -608,8 +621,7 @@ def _patient_key(ds: Dataset) -> str:
 def _identifying_values(ds: Dataset) -> list[str]:
     values = [_text(ds, t) for t in (PATIENT_NAME, PATIENT_ID, PATIENT_BIRTH_DATE)]
     for keyword in ("OtherPatientNames", "OtherPatientIDs", "AccessionNumber",
-                    "PatientMotherBirthName", "ReferringPhysicianName", "InstitutionName",
-                    "StationName", "PatientAddress"):
+                    "PatientMotherBirthName", "ReferringPhysicianName", "PatientAddress"):
         raw = ds.get(keyword)
         if raw is not None:
             values.extend(str(v) for v in _as_list(raw))
