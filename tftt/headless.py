@@ -127,14 +127,15 @@ def _handle(path: Path, src: Path, dst: Path, qdir: Path, pipeline: Pipeline) ->
                    message=f"cannot read the input file ({exc.strerror})", source=relative)
         return FileResult("quarantined", "unreadable", False)
     outcome: Outcome = process_bytes(data, pipeline)
-    if outcome.ok and outcome.output is not None and outcome.file_name is not None:
+    output, file_name = outcome.output, outcome.file_name
+    if outcome.ok and output is not None and file_name is not None:
         try:
-            target = contained_path(dst, outcome.file_name)
+            target = contained_path(dst, file_name)
         except UnsupportedInputError as exc:
             outcome = Outcome(ok=False, stage=outcome.stage, code=exc.code, message=exc.message)
         else:
             existed = target.exists()
-            if _write_new(target, outcome.output):
+            if _write_new(target, output):
                 return FileResult("present" if existed else "written", "ok", outcome.pixels_cleaned)
             outcome = Outcome(ok=False, stage=outcome.stage, code="duplicate-sop-instance",
                               message="another input produced a different file with the same UID")
