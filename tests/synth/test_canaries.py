@@ -80,7 +80,9 @@ def test_canary_set_lists_names_dates_and_ids() -> None:
         who.address,
     ):
         assert value in always
-    assert canaries.uids == (who.uid_prefix,)
+    assert canaries.uids[0] == who.uid_prefix
+    assert who.uid(1) in canaries.uids and who.uid(99) in canaries.uids
+    assert all(u.startswith(who.uid_prefix) for u in canaries.uids[1:])
     assert who.station_name in canaries.device_and_institution
     assert who.institution_name in canaries.device_and_institution
     assert canaries.first_pass() == canaries.always

@@ -18,7 +18,15 @@ from pydicom.uid import (
     XRayAngiographicImageStorage,
 )
 
-from tftt.synth.canaries import make_identity
+from tftt.synth.canaries import STANDARD_STUDIES, make_identity
+from tftt.synth.modules import (
+    PRIOR_STUDY,
+    STUDY_CT,
+    STUDY_MR,
+    STUDY_RADIOGRAPHY,
+    STUDY_US,
+    STUDY_XA,
+)
 from tftt.synth.studies import (
     Sizes,
     SynthObject,
@@ -180,6 +188,12 @@ def test_objects_are_deterministic_and_warning_free() -> None:
             if seed == 0:
                 b = [encode(o.dataset) for o in patient_objects(make_identity(seed), SMALL)]
                 assert a == b
+
+
+def test_study_numbers_match_the_canary_list() -> None:
+    assert (STUDY_CT, STUDY_MR, STUDY_RADIOGRAPHY, STUDY_US, STUDY_XA, PRIOR_STUDY) == (
+        STANDARD_STUDIES
+    )
 
 
 def test_sizes_for_scale() -> None:

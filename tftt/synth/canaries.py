@@ -33,6 +33,9 @@ _PHYSICIAN_WORDS = (
     "CLEOPATRA", "DEMOSTHENES", "ARISTIDES", "THEODOSIA", "VALERIANUS",
 )  # fmt: skip
 
+STANDARD_STUDIES = (1, 2, 3, 4, 5, 99)
+"""Study numbers the builders use (CT, MR, radiography, US, XA, and the referenced prior)."""
+
 UID_ARC = "2.999"
 """The ITU-T/ISO example arc: every synthetic UID is ``2.999.<number>.…`` and so clearly fake."""
 
@@ -123,8 +126,10 @@ class CanarySet(_Frozen):
     """The planted values that must not survive de-identification, as written into files.
 
     ``always``: must be gone after the first pass already (names, IDs, dates, contacts, ...).
-    ``uids``: original UIDs (the identity's UID prefix, which matches every one of them); the
-    first pass keeps them, the second pass must remove them.
+    ``uids``: original UIDs: first the identity's UID prefix (``uid_root + "."``, a substring
+    of every one of them), then the Study Instance UIDs of :data:`STANDARD_STUDIES`; the first
+    pass keeps them, the second pass must remove them. Series and instance UIDs are listed per
+    file in the corpus manifest.
     ``device_and_institution``: station, device serial, institution and department; kept by the
     first pass, removed by the second.
     """
@@ -242,7 +247,7 @@ def canary_strings(identity: Identity) -> CanarySet:
     """Every planted value of ``identity`` that a full de-identification must remove.
 
     Person names appear whole and as each component; dates as ``YYYYMMDD`` (which also matches
-    inside DT values); UIDs as the identity's UID prefix.
+    inside DT values); UIDs as the identity's UID prefix and its study UIDs.
     """
     names = (
         identity.patient_name,
@@ -276,7 +281,7 @@ def canary_strings(identity: Identity) -> CanarySet:
     ]
     return CanarySet(
         always=_unique(tuple(always)),
-        uids=(identity.uid_prefix,),
+        uids=(identity.uid_prefix, *(identity.uid(study) for study in STANDARD_STUDIES)),
         device_and_institution=(
             identity.institution_name,
             identity.institution_address,
