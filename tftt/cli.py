@@ -82,5 +82,18 @@ def verify(
     typer.echo(f"verified: {report}")
 
 
+def _mount_synth() -> None:
+    from tftt.synth.cli import synth_command
+
+    app.command("synth", help="Generate synthetic studies with planted canary identifiers")(synth_command)
+
+
+_mount_synth()
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -85,6 +85,9 @@ NATIVE_SYNTAXES = frozenset(
 )
 SUPPORTED_SYNTAXES = NATIVE_SYNTAXES | JPEG_SYNTAXES | J2K_SYNTAXES | PLAIN_ENCAPSULATED_SYNTAXES
 
+#: Human-readable meanings of codes: free text that a code value already says, so it is kept
+#: only as vocabulary words (a name there is dropped even when no header field names it).
+_MEANING_TAGS = frozenset({0x00080104})  # CodeMeaning
 _FREE_TEXT_VRS = frozenset({"LO", "SH", "ST", "LT", "UT", "UC"})
 _TEXT_VRS = frozenset({"LO", "SH", "ST", "LT", "UT", "PN", "CS", "AE", "UC"})
 _MARK_TAGS = frozenset({0x00120062, 0x00120063, 0x00120064, 0x00280303})
@@ -425,7 +428,13 @@ class _Walk:
                      ) -> DataElement | RawDataElement:
         """Kept free text (e.g. a CodeMeaning) still must not carry the patient's identifiers."""
         values = [str(v) for v in _as_list(elem.value)]
-        cleaned = [clean_checked(v, self.rules.vocabulary, self.identifiers) for v in values]
+        policy = self.rules.descriptor_policy.get(
+            int(tag), DescriptorPolicy.VOCABULARY if int(tag) in _MEANING_TAGS else DescriptorPolicy.CHECKED
+        )
+        if policy is DescriptorPolicy.VOCABULARY:
+            cleaned = [clean_with_vocabulary(v, self.rules.vocabulary) for v in values]
+        else:
+            cleaned = [clean_checked(v, self.rules.vocabulary, self.identifiers) for v in values]
         if cleaned == values:
             return raw
         self.actions["kept-text-cleaned"] += 1

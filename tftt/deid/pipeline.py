@@ -13,9 +13,11 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 import pydicom
-from pydicom.dataset import Dataset
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import UID
 
 from tftt.deid.engine import CompiledProfile, DeidContext, DeidReport, deidentify, serialize
+from tftt.deid.integrity import check_integrity
 from tftt.deid.rules import ConfidentialityTable, KeepList, SafePrivateTags
 from tftt.deid.verify import harvest_identifiers, verify_output
 from tftt.errors import ResidualPHIError, TfttError, UnsupportedInputError
@@ -86,6 +88,16 @@ def parse(data: bytes) -> Dataset:
             pass
         if "SOPClassUID" not in ds or "SOPInstanceUID" not in ds:
             raise UnsupportedInputError("file is not a DICOM composite object", code="not-dicom")
+        meta = getattr(ds, "file_meta", None)
+        syntax = str(getattr(meta, "TransferSyntaxUID", "") or "")
+        if not syntax:
+            # No file meta (no preamble either): the encoding pydicom guessed is the syntax.
+            implicit, little = ds.original_encoding
+            syntax = "1.2.840.10008.1.2" if implicit else (
+                "1.2.840.10008.1.2.2" if little is False else "1.2.840.10008.1.2.1")
+            ds.file_meta = FileMetaDataset()
+            ds.file_meta.TransferSyntaxUID = UID(syntax)
+        check_integrity(ds, syntax)
     except TfttError:
         raise
     except Exception as exc:

@@ -1,0 +1,60 @@
+"""Integrity checks on a parsed input, before any de-identification.
+
+pydicom reads broken files leniently: a file cut in its header or its pixel data still
+"parses", without the elements that were lost. A truncated object may have lost exactly the
+fields (PatientName, PatientID) from which identifiers are harvested, so it is quarantined
+rather than de-identified. Pure.
+"""
+
+from __future__ import annotations
+
+from pydicom.dataset import Dataset
+from pydicom.uid import UID
+
+from tftt.errors import UnsupportedInputError
+
+_NATIVE = frozenset({"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2"})
+_PIXEL_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)
+
+
+def _int(ds: Dataset, keyword: str, default: int) -> int:
+    try:
+        value = ds.get(keyword, default)
+        return int(value) if value not in (None, "") else default
+    except (TypeError, ValueError):
+        return -1
+
+
+def is_image_sop_class(sop_class_uid: str) -> bool:
+    name = UID(sop_class_uid).name
+    return "Image" in name and "Storage" in name and "Presentation" not in name
+
+
+def check_integrity(ds: Dataset, transfer_syntax_uid: str) -> None:
+    """Refuse objects that are visibly incomplete.
+
+    Raises:
+        UnsupportedInputError: an image object without pixel data, or native pixel data shorter
+            than Rows × Columns × Samples × Frames × BitsAllocated says.
+    """
+    sop_class = str(ds.get("SOPClassUID", "") or "")
+    raw = next((ds.get_item(tag) for tag in _PIXEL_TAGS if ds.get_item(tag) is not None), None)
+    if raw is None:
+        if is_image_sop_class(sop_class):
+            raise UnsupportedInputError("image object has no pixel data (truncated file?)",
+                                        code="missing-pixel-data")
+        return
+    value = raw.value
+    if not value:
+        raise UnsupportedInputError("pixel data is empty", code="missing-pixel-data")
+    if transfer_syntax_uid not in _NATIVE or raw.tag != 0x7FE00010:
+        return
+    rows, columns = _int(ds, "Rows", -1), _int(ds, "Columns", -1)
+    samples, frames = _int(ds, "SamplesPerPixel", 1), _int(ds, "NumberOfFrames", 1)
+    bits = _int(ds, "BitsAllocated", -1)
+    if min(rows, columns, samples, frames, bits) <= 0:
+        raise UnsupportedInputError("image pixel module is missing or invalid", code="invalid-pixel-module")
+    expected_bits = rows * columns * samples * frames * bits
+    if len(value) * 8 < expected_bits:
+        raise UnsupportedInputError("pixel data is shorter than the image size (truncated file?)",
+                                    code="truncated-pixel-data")
