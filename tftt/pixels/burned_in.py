@@ -214,17 +214,17 @@ def _image_size(ds: Dataset) -> tuple[int, int] | None:
 def clip_region(
     x: int, y: int, width: int, height: int, rows: int, columns: int
 ) -> tuple[int, int, int, int] | None:
-    """CTP's region adjustment: a negative x (y) counts from the right (bottom) edge, then the
-    region is clipped to ``rows`` x ``columns``. ``None`` when nothing of it is inside."""
+    """CTP's region adjustment (``Regions.getAdjustedRegions``): a negative x (y) counts from
+    the right (bottom) edge and, if still negative, becomes 0; the region is then cut at the
+    image's right and bottom edges. ``None`` when nothing of it is inside."""
     left = x + columns if x < 0 else x
     top = y + rows if y < 0 else y
-    right = left + width
-    bottom = top + height
     left, top = max(left, 0), max(top, 0)
-    right, bottom = min(right, columns), min(bottom, rows)
-    if right <= left or bottom <= top:
+    width = min(width, columns - left)
+    height = min(height, rows - top)
+    if width <= 0 or height <= 0:
         return None
-    return left, top, right - left, bottom - top
+    return left, top, width, height
 
 
 def matching_rules(ds: Dataset, rules: PixelRules) -> list[str]:

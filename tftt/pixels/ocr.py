@@ -20,7 +20,9 @@ Which words count as text (speckle makes Tesseract report short, low-confidence 
   confidence is at least 90 it must sit on a plain background (>= 40 % of its box within
   +-10 grey levels of one level: text on a plain background scores about 0.45-0.75);
 - any other word box on the same text line as an accepted word, and close to it, joins it
-  (a name with ``^`` is often read with low confidence next to a confidently read ID).
+  (a name with ``^`` is often read with low confidence next to a confidently read ID);
+- a box that is more than 95 % one grey level is never text (Tesseract "reads" words on the
+  flat edge of a blacked-out rectangle).
 
 Accepted boxes are padded (vertically ``max(padding, padding_fraction * box height)`` pixels,
 horizontally at least three quarters of the box height, about one character, because Tesseract
@@ -63,6 +65,7 @@ DEFAULT_TIMEOUT_SECONDS = 60.0
 _MAX_UPSCALE = 4
 _SURE_CONFIDENCE = 90.0  # seeds this confident need no plain background
 _UNIFORM_SHARE = 0.4
+_BLANK_SHARE = 0.95
 _CHARACTER_WIDTH = 0.75  # of the word height: horizontal padding
 _STATIC_TOLERANCE = 0.03  # of the cine's value range: absorbs lossy-compression noise
 # One OpenMP thread: faster on 2 shared cores (measured: a noisy US frame 2.5 s -> 1.15 s).
@@ -262,6 +265,12 @@ def _is_seed(word: WordBox, image: np.ndarray, min_confidence: float) -> bool:
     return word.confidence >= _SURE_CONFIDENCE or _background_share(image, word) >= _UNIFORM_SHARE
 
 
+def _is_blank(word: WordBox, image: np.ndarray) -> bool:
+    """A box that is almost one grey level holds no strokes: Tesseract "reads" words on the
+    flat edge of a blacked-out rectangle."""
+    return _background_share(image, word) > _BLANK_SHARE
+
+
 def _background_share(image: np.ndarray, word: WordBox) -> float:
     """Share of the box's pixels within +-10 grey levels of its commonest level: text on a
     plain background scores about 0.45-0.75, Tesseract's "words" in speckle mostly below 0.4."""
@@ -297,6 +306,7 @@ def select_text_words(
 ) -> list[WordBox]:
     """The words that count as text: seeds, plus words on the same line next to accepted ones.
     ``image`` is the frame as :func:`to_ocr_image` returns it (8-bit grayscale)."""
+    words = [word for word in words if not _is_blank(word, image)]
     seeds = [_is_seed(word, image, min_confidence) for word in words]
     accepted = [word for word, seed in zip(words, seeds, strict=True) if seed]
     rest = [word for word, seed in zip(words, seeds, strict=True) if not seed]
