@@ -8,8 +8,9 @@ Pipeline for one frame: colour -> per-pixel channel maximum (coloured overlays s
 any bit depth -> 8 bit by the frame's min..max; a uniform frame is skipped; a dark frame is
 inverted (Tesseract reads dark text on light best); a frame whose smaller side is under
 ``upscale_below`` (1024) pixels is enlarged x2 (up to x4 for tiny images), because Tesseract
-misses the 10-14 px text of ultrasound and CT overlays at x1. Measured here: 0.15-0.3 s per
-512x512 frame at x1, 0.4-0.8 s at x2 (2 shared cores).
+misses the 10-14 px text of ultrasound and CT overlays at x1. Measured here (Tesseract CPU
+time per 512x512 frame): 0.12 s (plain background) to 0.18 s (speckle) at x1; 0.16 s to
+0.8 s at x2. Wall time on the 2 shared cores was 1.5-2.5x that under load.
 
 Which words count as text (speckle makes Tesseract report short, low-confidence "words"):
 
@@ -28,9 +29,9 @@ Accepted boxes are padded (vertically ``max(padding, padding_fraction * box heig
 horizontally at least three quarters of the box height, about one character, because Tesseract
 often drops a character at the end of a word touching other content), clipped to the image and
 merged where they touch. On a cine, ``sample`` frames are read (first, last,
-evenly spaced) plus one *static composite* (pixels equal on all sampled frames, the rest set
-to the minimum: overlays without the moving anatomy); a region found on any of them is proposed
-for every frame, since burned-in overlays are static.
+evenly spaced) at x1 plus one *static composite* (pixels equal on all sampled frames, the
+rest set to the minimum: overlays without the moving anatomy), enlarged as above; a region
+found on any of them is proposed for every frame, since burned-in overlays are static.
 
 OCR is a safety net, not a guarantee: text over dense noise can be missed (on synthetic frames
 with heavy full-frame noise it was), which is why device rules and review come first.
@@ -432,6 +433,23 @@ def static_composite(stack: np.ndarray, indices: Sequence[int]) -> np.ndarray | 
     return np.where(mask, picked[0], low)
 
 
+def _reads(
+    stack: np.ndarray, sample: int, upscale_below: int
+) -> list[tuple[np.ndarray, int | None, int]]:
+    """What to OCR: (image, frame index or None for the composite, upscale_below).
+
+    With a static composite, the sampled frames are read at x1 and only the composite (no
+    speckle, so cheap to read) is enlarged: enlarging noisy frames costs 3-6x and reads noise.
+    """
+    indices = sample_indices(stack.shape[0], sample)
+    composite = static_composite(stack, indices)
+    if composite is None:
+        return [(stack[index], index, upscale_below) for index in indices]
+    reads: list[tuple[np.ndarray, int | None, int]] = [(stack[i], i, 0) for i in indices]
+    reads.append((composite, None, upscale_below))
+    return reads
+
+
 def _frame_rects(
     frame: np.ndarray,
     *,
@@ -486,8 +504,8 @@ def detect_text_regions(
     """Padded regions around burned-in text, proposed for every frame.
 
     ``frames`` is one frame or a cine (see :func:`as_frames`), any numeric dtype. On a cine
-    ``sample`` frames are read (first, last, evenly spaced); a region found on any of them is
-    proposed for all frames.
+    ``sample`` frames are read (first, last, evenly spaced) plus their static composite; a
+    region found on any of them is proposed for all frames.
 
     Raises:
         ConfigurationError: tesseract is missing (code ``ocr-unavailable``).
@@ -496,13 +514,8 @@ def detect_text_regions(
     """
     stack = as_frames(frames, color=color)
     _require(executable)
-    indices = sample_indices(stack.shape[0], sample)
-    images = [stack[index] for index in indices]
-    composite = static_composite(stack, indices)
-    if composite is not None:
-        images.append(composite)
     rects: list[_Rect] = []
-    for image in images:
+    for image, _, upscale in _reads(stack, sample, upscale_below):
         rects.extend(
             _frame_rects(
                 image,
@@ -510,7 +523,7 @@ def detect_text_regions(
                 padding=padding,
                 padding_fraction=padding_fraction,
                 executable=executable,
-                upscale_below=upscale_below,
+                upscale_below=upscale,
                 timeout=timeout,
             )
         )
@@ -556,11 +569,7 @@ def residual_text(
     _require(executable)
     found: list[ProposedRegion] = []
     indices = sample_indices(stack.shape[0], sample)
-    checks: list[tuple[np.ndarray, int | None]] = [(stack[index], index) for index in indices]
-    composite = static_composite(stack, indices)
-    if composite is not None:
-        checks.append((composite, None))
-    for image, index in checks:
+    for image, index, upscale in _reads(stack, sample, upscale_below):
         ignore = [
             (r.x, r.y, r.x + r.width, r.y + r.height)
             for r in regions_blacked
@@ -572,7 +581,7 @@ def residual_text(
             padding=padding,
             padding_fraction=padding_fraction,
             executable=executable,
-            upscale_below=upscale_below,
+            upscale_below=upscale,
             timeout=timeout,
             ignore=ignore,
         )
