@@ -118,10 +118,11 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Setting
         import psycopg
 
         base = request.getfixturevalue("postgres_server")
-        name = "t_" + uuid.uuid4().hex[:12]
+        schema = "t_" + uuid.uuid4().hex[:12]  # a schema per test: much faster than a database
         with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
-            conn.execute(f"CREATE DATABASE {name}")
-        yield Settings(data_dir=tmp_path / "data", database_url=SecretStr(f"{base}/{name}"))
+            conn.execute(f"CREATE SCHEMA {schema}")
+        url = f"{base}/postgres?options=-csearch_path%3D{schema}"
+        yield Settings(data_dir=tmp_path / "data", database_url=SecretStr(url))
     db.dispose_engines()
 
 
