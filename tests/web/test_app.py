@@ -167,6 +167,14 @@ def test_invalid_payload_gets_422_without_echo_and_nothing_is_stored(
     assert _nothing_stored(engine) and starter.calls == []
 
 
+def test_requester_holding_the_study_uid_is_refused(client: TestClient, engine: Engine) -> None:
+    body = _body(requester=f"dr. x for {STUDY}")
+    response = client.post("/hooks/pacs", content=body, headers=_signed(body))
+    assert response.status_code == 422 and STUDY not in response.text
+    assert response.json()["errors"][0]["type"] == "phi-in-record"
+    assert _nothing_stored(engine)
+
+
 def test_malformed_json_gets_422(client: TestClient) -> None:
     body = b'{"study_uid": "1.2.3", '
     response = client.post("/hooks/pacs", content=body, headers=_signed(body))

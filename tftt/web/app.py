@@ -37,6 +37,7 @@ from starlette.concurrency import run_in_threadpool
 from tftt.errors import TfttError, UnsupportedInputError
 from tftt.settings import Settings
 from tftt.store import cases
+from tftt.store.cases import PHIGuardError
 from tftt.store.db import (
     REQUESTER_MAX_LENGTH,
     TITLE_MAX_LENGTH,
@@ -221,14 +222,16 @@ def create_app(
             return JSONResponse({"detail": "invalid payload", "errors": errors}, status_code=422)
         try:
             return await run_in_threadpool(accept, payload, method)
-        except UnsupportedInputError as exc:
+        except DatabaseUnavailableError as exc:
+            log.error("webhook: database unavailable (%s)", exc.code)
+            return JSONResponse({"detail": "database unavailable"}, status_code=503)
+        except (UnsupportedInputError, PHIGuardError) as exc:
+            # TFTT's error messages carry no PHI by contract; they name the field, not its value
+            log.warning("webhook refused: %s", exc.code)
             return JSONResponse(
                 {"detail": "invalid payload", "errors": [{"type": exc.code, "msg": exc.message}]},
                 status_code=422,
             )
-        except DatabaseUnavailableError as exc:
-            log.error("webhook: database unavailable (%s)", exc.code)
-            return JSONResponse({"detail": "database unavailable"}, status_code=503)
 
     @app.get("/health")
     async def health() -> JSONResponse:
