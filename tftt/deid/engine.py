@@ -168,14 +168,13 @@ def _resolve_combined(action: Action, keyword: str | None, type1: frozenset[str]
 
 
 def _option_action(row_options: Mapping[Option, Action], options: Iterable[Option]) -> Action | None:
-    """The most retentive action that the profile's options give a row (K > C > others)."""
+    """The action that the profile's options give a row: when a retaining option (K) and a
+    cleaning or replacing one disagree, the stricter one wins."""
     chosen = [row_options[o] for o in options if o in row_options]
     if not chosen:
         return None
-    for preferred in (Action.KEEP, Action.CLEAN):
-        if preferred in chosen:
-            return preferred
-    return chosen[0]
+    stricter = [action for action in chosen if action is not Action.KEEP]
+    return stricter[0] if stricter else Action.KEEP
 
 
 def _override_key(override: Override) -> int:
