@@ -51,7 +51,9 @@ class AutomaticCleaner:
         Raises:
             RedactionError: a risky image that cannot be checked (no OCR, no device rule).
         """
-        if ds.get_item(_PIXEL_DATA) is None or not header_risk(ds, burned_in_filter=self.burned_in_filter).flagged:
+        if ds.get_item(_PIXEL_DATA) is None:
+            return []
+        if not header_risk(ds, burned_in_filter=self.burned_in_filter).flagged:
             return []
         regions = device_rule_regions(ds, self.rules)
         if self.ocr:

@@ -119,11 +119,11 @@ class InstanceStatus(StrEnum):
 
 class PipelineStage(StrEnum):
     RETRIEVE = "retrieve"
-    FIRST_PASS = "first_pass"  # noqa: S105 (a stage name, not a password)
+    FIRST_PASS = "first_pass"
     PREVIEWS = "previews"
     REVIEW = "review"
     PIXELS = "pixels"
-    SECOND_PASS = "second_pass"  # noqa: S105
+    SECOND_PASS = "second_pass"
     VERIFY = "verify"
     PUBLISH = "publish"
     TAKE_DOWN = "take_down"

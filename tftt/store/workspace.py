@@ -23,9 +23,9 @@ class Area(StrEnum):
     """The folders of a case workspace, in pipeline order."""
 
     INCOMING = "incoming"  # as retrieved from the PACS (identified)
-    FIRST_PASS = "first_pass"  # noqa: S105 (after the first de-identification pass)
+    FIRST_PASS = "first_pass"
     PREVIEWS = "previews"  # review JPEGs (may show burned-in text: never publish)
-    SECOND_PASS = "second_pass"  # noqa: S105 (final, verified: the only publication source)
+    SECOND_PASS = "second_pass"
     QUARANTINE = "quarantine"  # objects set aside, with a QuarantineRecord each
     PUBLISHED = "published"  # derived files made for the targets (JPEGs, manifests)
 
