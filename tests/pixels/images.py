@@ -84,7 +84,9 @@ def in_syntax(ds: Dataset, ts: str, frames: np.ndarray | None = None) -> Dataset
     out = pydicom.dcmread(io.BytesIO(dataset_bytes(ds)))
     ts = uid.UID(ts)
     arr = frames if frames is not None else _frames_of(out)
-    if ts in (uid.ImplicitVRLittleEndian, uid.DeflatedExplicitVRLittleEndian):
+    if ts == uid.ExplicitVRLittleEndian:
+        pass
+    elif ts in (uid.ImplicitVRLittleEndian, uid.DeflatedExplicitVRLittleEndian):
         out.file_meta.TransferSyntaxUID = ts
     elif ts == uid.ExplicitVRBigEndian:
         out.file_meta.TransferSyntaxUID = ts
