@@ -214,3 +214,20 @@ def test_shift_annotations_moves_every_kind():
     assert (moved[0].tail_x, moved[0].tail_y, moved[0].head_x, moved[0].head_y) == (5, 10, 25, 30)
     assert (moved[1].center_x, moved[1].center_y, moved[1].radius_x) == (45, 50, 5)
     assert (moved[2].x, moved[2].y) == (2, -2)
+
+
+def test_annotations_after_crop_are_in_the_cropped_image_coordinates():
+    text = TextAnnotation(x=50, y=60, text="t")
+    uncropped = RedactionSpec(instances=[InstanceEdits(sop_instance_uid=SOP_A, annotations=[text])])
+    assert uncropped.edits_for(SERIES, SOP_A).annotations_after_crop() == (text,)
+    cropped = RedactionSpec(
+        instances=[
+            InstanceEdits(
+                sop_instance_uid=SOP_A,
+                annotations=[text],
+                crop=CropBox(x=10, y=20, width=100, height=100),
+            )
+        ]
+    )
+    (moved,) = cropped.edits_for(SERIES, SOP_A).annotations_after_crop()
+    assert (moved.x, moved.y) == (40, 40)

@@ -176,6 +176,12 @@ class ImageEdits(_Model):
         """True when the original-format image needs new pixel data (blackout or crop)."""
         return bool(self.blackouts) or self.crop is not None
 
+    def annotations_after_crop(self) -> tuple[Annotation, ...]:
+        """The annotations in the coordinates of the edited (cropped) image."""
+        if self.crop is None:
+            return self.annotations
+        return shift_annotations(self.annotations, -self.crop.x, -self.crop.y)
+
 
 class RedactionSpec(_Model):
     """Pixel edits for a case, per series and per instance (first-pass UIDs)."""

@@ -7,7 +7,7 @@ from pydicom.sequence import Sequence
 
 from tftt.errors import RedactionError, UnsupportedInputError
 from tftt.pixels.codecs import OutputSyntax, check_decodable, decode_frames
-from tftt.pixels.redact import apply_edits, shifted_position
+from tftt.pixels.redact import apply_edits, native_pixels, shifted_position
 from tftt.redaction_spec import CropBox, FrameRange, ImageEdits, Rectangle
 
 from .images import CT_IMAGE, ENHANCED_CT, XA_IMAGE, dataset_bytes, in_syntax, make_dataset, reread
@@ -360,3 +360,39 @@ def test_same_input_and_edits_give_byte_identical_output():
     source = make_dataset(GREY12, bits_stored=12)
     edits = ImageEdits(blackouts=(RECT,), crop=CropBox(x=1, y=1, width=40, height=30))
     assert dataset_bytes(apply_edits(source, edits)) == dataset_bytes(apply_edits(source, edits))
+
+
+@pytest.mark.parametrize("kind", ["unsigned12", "signed12", "rgb", "mono1"])
+def test_the_one_pass_native_path_equals_the_general_decoder_path(kind):
+    if kind == "rgb":
+        arr, bits = _smooth_rgb(3, 40, 48), 8
+    elif kind == "signed12":
+        arr, bits = RNG.integers(-2048, 2048, (3, 40, 48), dtype=np.int16), 12
+    else:
+        arr, bits = RNG.integers(0, 4096, (3, 40, 48), dtype=np.uint16), 12
+    native = make_dataset(arr, bits_stored=bits)
+    if kind == "mono1":
+        native.PhotometricInterpretation = "MONOCHROME1"
+    if arr.dtype.itemsize == 2:  # junk in the unused high bits must not survive either path
+        raw = np.frombuffer(native.PixelData, dtype="<u2").copy()
+        raw[::7] |= 0xA000
+        native.PixelData = raw.tobytes()
+    big_endian = in_syntax(native, uid.ExplicitVRBigEndian, arr)
+    assert native_pixels(native) is not None and native_pixels(big_endian) is None
+    edits = ImageEdits(
+        blackouts=(
+            Rectangle(x=0, y=0, width=20, height=6),  # partly outside the crop
+            Rectangle(x=30, y=20, width=10, height=10, frames=FrameRange(first=2, last=2)),
+            Rectangle(x=44, y=36, width=4, height=4),  # wholly outside the crop
+        ),
+        crop=CropBox(x=4, y=3, width=38, height=30),
+    )
+    fast = decode_frames(_edit_unchanged_input(native, edits)).frames
+    general = decode_frames(_edit_unchanged_input(big_endian, edits)).frames
+    np.testing.assert_array_equal(fast, general)
+    expected = arr.copy()
+    black = {"unsigned12": 0, "signed12": -2048, "rgb": 0, "mono1": 4095}[kind]
+    expected[:, 0:6, 0:20] = black
+    expected[1, 20:30, 30:40] = black
+    expected[:, 36:40, 44:48] = black
+    np.testing.assert_array_equal(fast, expected[:, 3:33, 4:42])

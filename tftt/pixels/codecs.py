@@ -358,7 +358,7 @@ def _chunk_bounds(n: int, parts: int) -> list[tuple[int, int]]:
 def _decode_parallel(
     ds: Dataset, ts: UID, n_frames: int, workers: int, executor: Executor | None
 ) -> tuple[np.ndarray, dict[str, Any]]:
-    frames = list(generate_frames(ds.PixelData, number_of_frames=n_frames))
+    frames = list(iter_frame_bytes(ds))
     chunks: list[Dataset] = []
     parts = max(workers, 2) * 2
     for start, stop in _chunk_bounds(n_frames, parts):
@@ -402,10 +402,11 @@ class _pool:
     def __enter__(self) -> Executor:
         if self._given is not None:
             return self._given
-        # forkserver: safe in a process that runs threads (Prefect), cheap after the first use.
-        self._own = ProcessPoolExecutor(
-            max_workers=self._workers, mp_context=multiprocessing.get_context("forkserver")
-        )
+        # forkserver: safe in a process that runs threads (Prefect). The server imports the
+        # codecs once, so each worker is a cheap fork of it rather than a fresh interpreter.
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload([__name__])
+        self._own = ProcessPoolExecutor(max_workers=self._workers, mp_context=context)
         return self._own
 
     def __exit__(self, *exc: object) -> None:
@@ -681,7 +682,12 @@ def _compression_ratio(ds: Dataset) -> str | None:
 
 def iter_frame_bytes(ds: Dataset) -> Iterator[bytes]:
     """The encoded frames of an encapsulated dataset (one bytes object per frame)."""
-    yield from generate_frames(ds.PixelData, number_of_frames=frame_count(ds))
+    extended = None
+    if EXTENDED_OFFSET_TABLE in ds and EXTENDED_OFFSET_TABLE_LENGTHS in ds:
+        extended = (ds[EXTENDED_OFFSET_TABLE].value, ds[EXTENDED_OFFSET_TABLE_LENGTHS].value)
+    yield from generate_frames(
+        ds.PixelData, number_of_frames=frame_count(ds), extended_offsets=extended
+    )
 
 
 # --- unedited images: JPEG text segments ---------------------------------------------------

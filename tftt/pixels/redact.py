@@ -31,20 +31,23 @@ from concurrent.futures import Executor
 from dataclasses import replace
 
 import numpy as np
+from pydicom import uid as dcm_uid
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 from pydicom.tag import Tag
 from pydicom.valuerep import format_number_as_ds
 
-from tftt.errors import RedactionError
+from tftt.errors import RedactionError, UnsupportedInputError
 from tftt.pixels.codecs import (
+    PIXEL_DATA,
     DecodedPixels,
     OutputSyntax,
     copy_dataset,
     decode_frames,
     encode_pixels,
     frame_count,
+    transfer_syntax_of,
 )
 from tftt.redaction_spec import CropBox, ImageEdits, Rectangle
 
@@ -81,13 +84,22 @@ def apply_edits(
     rows, columns, frames = int(ds.Rows), int(ds.Columns), frame_count(ds)
     check_edits_fit(edits, rows, columns, frames)
 
-    decoded = decode_frames(ds, workers=workers, executor=executor)
+    # Native little-endian data are cropped while they are copied out of the input (one pass);
+    # anything else is decoded whole and cropped afterwards.
+    decoded = native_pixels(ds, edits.crop)
+    cropped = decoded is not None and edits.crop is not None
+    if decoded is None:
+        decoded = decode_frames(ds, workers=workers, executor=executor)
+    offset_x, offset_y = (edits.crop.x, edits.crop.y) if cropped and edits.crop else (0, 0)
     arr = decoded.frames
     black = black_value(decoded)
     for rect in edits.blackouts:
         first, last = (rect.frames.first, rect.frames.last) if rect.frames else (1, frames)
-        arr[first - 1 : last, rect.y : rect.y + rect.height, rect.x : rect.x + rect.width] = black
-    if edits.crop is not None:
+        x0, x1 = max(rect.x - offset_x, 0), min(rect.x + rect.width - offset_x, arr.shape[2])
+        y0, y1 = max(rect.y - offset_y, 0), min(rect.y + rect.height - offset_y, arr.shape[1])
+        if x0 < x1 and y0 < y1:
+            arr[first - 1 : last, y0:y1, x0:x1] = black
+    if edits.crop is not None and not cropped:
         c = edits.crop
         arr = arr[:, c.y : c.y + c.height, c.x : c.x + c.width]
     result = replace(decoded, frames=arr)
@@ -97,6 +109,73 @@ def apply_edits(
         update_geometry_after_crop(new, edits.crop)
     clean_up_after_edit(new, result)
     return new
+
+
+_NATIVE_LITTLE_ENDIAN = frozenset(
+    {
+        dcm_uid.ExplicitVRLittleEndian,
+        dcm_uid.ImplicitVRLittleEndian,
+        dcm_uid.DeflatedExplicitVRLittleEndian,
+    }
+)
+
+
+def native_pixels(ds: Dataset, crop: CropBox | None = None) -> DecodedPixels | None:
+    """The (cropped) frames of uncompressed little-endian greyscale/RGB data, in one pass.
+
+    Reads the input bytes through a read-only view and copies only the kept area into a new
+    array, clearing the bits above BitsStored (sign-extending signed data) in the same pass,
+    as pydicom's decoder would. Returns None when the data need the general decoder
+    (big endian, compressed, YBR, palette, planar RGB, 1-bit, short pixel data).
+    """
+    try:
+        ts = transfer_syntax_of(ds)
+        rows, columns = int(ds.Rows), int(ds.Columns)
+        samples = int(ds.get("SamplesPerPixel", 1))
+        bits_allocated, bits_stored = int(ds.BitsAllocated), int(ds.BitsStored)
+        signed = int(ds.get("PixelRepresentation", 0)) == 1
+        pi = str(ds.PhotometricInterpretation).strip()
+    except (AttributeError, TypeError, ValueError, UnsupportedInputError):
+        return None
+    planar = int(ds.get("PlanarConfiguration", 0) or 0)
+    eligible = (
+        ts in _NATIVE_LITTLE_ENDIAN
+        and bits_allocated in (8, 16, 32)
+        and 0 < bits_stored <= bits_allocated
+        and (
+            (samples == 1 and pi in ("MONOCHROME1", "MONOCHROME2"))
+            or (samples == 3 and pi == "RGB" and planar == 0)
+        )
+        and PIXEL_DATA in ds
+    )
+    if not eligible:
+        return None
+    frames = frame_count(ds)
+    itemsize = bits_allocated // 8
+    shape: tuple[int, ...] = (frames, rows, columns) + ((3,) if samples == 3 else ())
+    data = ds.PixelData
+    needed = int(np.prod(shape)) * itemsize
+    if not isinstance(data, bytes) or len(data) < needed:
+        return None
+    dtype = np.dtype(f"<{'i' if signed else 'u'}{itemsize}")
+    view = np.frombuffer(memoryview(data)[:needed], dtype=dtype).reshape(shape)
+    if crop is not None:
+        view = view[:, crop.y : crop.y + crop.height, crop.x : crop.x + crop.width]
+    out = np.empty(view.shape, dtype=dtype)
+    unused = bits_allocated - bits_stored
+    if unused == 0:
+        np.copyto(out, view)
+    elif signed:
+        np.left_shift(view, unused, out=out)
+        np.right_shift(out, unused, out=out)  # arithmetic: sign-extends
+    else:
+        np.bitwise_and(view, (1 << bits_stored) - 1, out=out)
+    return DecodedPixels(
+        frames=out,
+        photometric_interpretation=pi,
+        bits_stored=bits_stored,
+        pixel_representation=int(signed),
+    )
 
 
 def check_edits_fit(edits: ImageEdits, rows: int, columns: int, frames: int) -> None:
