@@ -1,0 +1,389 @@
+"""Benchmark: blackout + crop on every frame, against a floor measured in the same run.
+
+    python3 benchmarks/pixels.py            # full sizes (takes a few minutes on 2 cores)
+    python3 benchmarks/pixels.py --quick    # small sizes, one repetition: a smoke run
+
+Cases: a 500-frame 512x512 uint16 (12-bit) XA-like cine and a 100-frame 640x480 RGB
+ultrasound, each uncompressed and in RLE, JPEG-LS lossless and JPEG 2000 lossless (written back
+in the same syntax); the ultrasound also as JPEG Baseline input (written as JPEG-LS lossless).
+
+* Uncompressed: time of read + apply_edits + write, against read + write alone.
+  Target: at most 1.2x.
+* Compressed: time of apply_edits (decode + edit + encode) on a loaded dataset, against
+  decode_frames + encode_pixels alone (same syntax, same number of workers). Target: 1.1x.
+* JPEG 2000 also with frames spread over 2 processes (``workers=2``).
+* Peak memory: a fresh subprocess reads the file, then edits and writes it; the peak RSS
+  (``ru_maxrss``) is compared with the pixel data size, both including the loaded input and
+  above it. Target: at most 2x. Worker processes are reported separately.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pydicom
+from pydicom import uid
+from pydicom.dataset import Dataset, FileMetaDataset
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tftt.pixels.codecs import (  # noqa: E402
+    DecodedPixels,
+    OutputSyntax,
+    decode_frames,
+    encode_pixels,
+    set_native_pixel_data,
+)
+from tftt.pixels.redact import apply_edits  # noqa: E402
+from tftt.redaction_spec import CropBox, ImageEdits, Rectangle  # noqa: E402
+
+SYNTAX_OF = {
+    "explicit": OutputSyntax.EXPLICIT_VR_LITTLE_ENDIAN,
+    "rle": OutputSyntax.RLE_LOSSLESS,
+    "jpeg-ls": OutputSyntax.JPEG_LS_LOSSLESS,
+    "jpeg-2000": OutputSyntax.JPEG_2000_LOSSLESS,
+}
+
+
+# --- synthetic data -------------------------------------------------------------------------
+
+
+def xa_frames(n: int, size: int) -> np.ndarray:
+    """A moving bright disc over a gradient, 12-bit, with a little noise and a text box."""
+    rng = np.random.default_rng(1)
+    y, x = np.mgrid[0:size, 0:size].astype(np.float32)
+    base = 800 + 1200 * (x / size)
+    out = np.empty((n, size, size), dtype=np.uint16)
+    for i in range(n):
+        cx = size * (0.3 + 0.4 * i / max(n - 1, 1))
+        disc = 1500 * (((x - cx) ** 2 + (y - size / 2) ** 2) < (size / 6) ** 2)
+        out[i] = np.clip(base + disc, 0, 4000).astype(np.uint16)
+    out += rng.integers(0, 32, size=out.shape, dtype=np.uint16)
+    out[:, 4:28, 8 : size // 2] = 4095  # a burned-in label
+    return out
+
+
+def us_frames(n: int, rows: int, cols: int) -> np.ndarray:
+    """A grey speckled sector with a coloured bar and a yellow text box."""
+    rng = np.random.default_rng(2)
+    y, x = np.mgrid[0:rows, 0:cols].astype(np.float32)
+    sector = (np.abs(x - cols / 2) < (y * 0.8)) & (y > 40)
+    grey = (sector * (90 + 60 * np.sin(y / 17.0))).astype(np.uint8)
+    out = np.repeat(np.repeat(grey[None, :, :, None], n, axis=0), 3, axis=3)
+    speckle = rng.integers(0, 40, size=(n, rows, cols), dtype=np.uint8)
+    out[..., 0] += speckle
+    out[..., 1] += speckle
+    out[..., 2] += speckle
+    out[:, 8:36, 16 : cols // 2] = (230, 220, 40)
+    out[:, rows - 60 : rows - 20, cols - 30 : cols - 10] = (200, 40, 40)
+    return out
+
+
+def make_dataset(frames: np.ndarray, bits_stored: int) -> Dataset:
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    sop_class = (
+        uid.UltrasoundMultiFrameImageStorage
+        if frames.ndim == 4
+        else uid.XRayAngiographicImageStorage
+    )
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID = sop_class
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID = "1.2.826.0.1.3680043.10.99.1"
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = (
+        "1.2.826.0.1.3680043.10.99.2",
+        "1.2.826.0.1.3680043.10.99.3",
+    )
+    ds.Modality = "US" if frames.ndim == 4 else "XA"
+    ds.SamplesPerPixel = 3 if frames.ndim == 4 else 1
+    ds.PhotometricInterpretation = "RGB" if frames.ndim == 4 else "MONOCHROME2"
+    if frames.ndim == 4:
+        ds.PlanarConfiguration = 0
+    ds.NumberOfFrames = frames.shape[0]
+    ds.Rows, ds.Columns = frames.shape[1:3]
+    ds.BitsAllocated = frames.dtype.itemsize * 8
+    ds.BitsStored, ds.HighBit, ds.PixelRepresentation = bits_stored, bits_stored - 1, 0
+    set_native_pixel_data(ds, frames.tobytes(), ds.BitsAllocated)
+    return ds
+
+
+def jpeg_baseline(ds: Dataset, frames: np.ndarray) -> Dataset:
+    import io
+
+    from PIL import Image
+    from pydicom.encaps import encapsulate
+
+    parts = []
+    for frame in frames:
+        buffer = io.BytesIO()
+        Image.fromarray(frame).save(buffer, format="JPEG", quality=90, subsampling=1)
+        parts.append(buffer.getvalue())
+    out = encode_pixels(ds, DecodedPixels(frames[:1], "RGB", 8, 0))  # header template
+    out.NumberOfFrames = len(frames)
+    out.PhotometricInterpretation = "YBR_FULL_422"
+    out.PixelData = encapsulate(parts)
+    out["PixelData"].VR = "OB"
+    out["PixelData"].is_undefined_length = True
+    out.file_meta.TransferSyntaxUID = uid.JPEGBaseline8Bit
+    out.LossyImageCompression = "01"
+    return out
+
+
+def edits_for(rows: int, cols: int) -> ImageEdits:
+    return ImageEdits(
+        blackouts=(
+            Rectangle(x=0, y=0, width=cols, height=40),
+            Rectangle(x=cols - 40, y=rows - 64, width=36, height=48),
+        ),
+        crop=CropBox(x=16, y=40, width=cols - 32, height=rows - 48),
+    )
+
+
+# --- timing ---------------------------------------------------------------------------------
+
+
+def best_of(repeats: int, fn: Callable[[], object]) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def write(ds: Dataset, path: Path) -> None:
+    with path.open("wb") as handle:
+        pydicom.dcmwrite(handle, ds, enforce_file_format=True)
+
+
+def measure_memory(path: Path, edits: ImageEdits, syntax: str, workers: int) -> dict[str, float]:
+    """Peak memory of a subprocess that reads ``path``, edits it and writes the result.
+
+    The codecs are warmed up on a tiny image first, so imports do not count, and the kernel's
+    peak-RSS mark is reset (``/proc/self/clear_refs``). ``total`` and ``extra`` are the
+    process's own peak RSS (VmHWM) above the warmed-up start, and
+    above the state after reading the file; ``all`` is the largest sum of the process's RSS and
+    its worker processes' unique memory (USS), sampled every 20 ms (with workers only).
+    """
+    script = f"""
+import json, resource, sys, threading, time
+sys.path.insert(0, {str(ROOT)!r})
+import numpy as np, psutil, pydicom
+from tftt.pixels.codecs import DecodedPixels, OutputSyntax, decode_frames, encode_pixels
+from tftt.pixels.redact import apply_edits
+from tftt.redaction_spec import ImageEdits
+def status(key):
+    with open('/proc/self/status') as f:
+        for line in f:
+            if line.startswith(key + ':'):
+                return int(line.split()[1]) * 1024
+    raise KeyError(key)
+def rss():
+    return status('VmRSS')
+edits = ImageEdits.model_validate_json({edits.model_dump_json()!r})
+syntax = OutputSyntax({syntax!r})
+head = pydicom.dcmread({str(path)!r}, stop_before_pixels=True)
+tiny = np.zeros((1, 32, 32, 3) if head.SamplesPerPixel == 3 else (1, 32, 32), dtype=np.uint8)
+colour = "RGB" if tiny.ndim == 4 else "MONOCHROME2"
+tiny_ds = encode_pixels(head, DecodedPixels(tiny, colour, 8, 0), source=head)
+decode_frames(encode_pixels(tiny_ds, decode_frames(tiny_ds), syntax))
+decode_frames(pydicom.dcmread({str(path)!r}), index=0)  # imports the input's decoder
+if {workers} > 1:  # start the fork server before measuring
+    decode_frames(encode_pixels(tiny_ds, DecodedPixels(np.concatenate([tiny] * 4), colour, 8, 0),
+                                syntax, source=head), workers={workers})
+samples = []
+def sample(stop):
+    me = psutil.Process()
+    while not stop.is_set():
+        try:
+            workers = sum(p.memory_full_info().uss for p in me.children(recursive=True))
+            samples.append(me.memory_info().rss + workers)
+        except psutil.Error:
+            pass
+        time.sleep(0.02)
+stop = threading.Event()
+watcher = threading.Thread(target=sample, args=(stop,), daemon=True)
+def now_all():
+    me = psutil.Process()
+    return me.memory_info().rss + sum(p.memory_full_info().uss for p in me.children(recursive=True))
+import gc; gc.collect()
+with open('/proc/self/clear_refs', 'w') as f:
+    f.write('5')  # reset the peak RSS (VmHWM) to the current RSS
+start = rss()
+start_all = now_all()
+watcher.start()
+ds = pydicom.dcmread({str(path)!r})
+pixel_bytes = (ds.Rows * ds.Columns * ds.get('SamplesPerPixel', 1)
+               * int(ds.NumberOfFrames) * ds.BitsAllocated // 8)
+loaded = rss()
+new = apply_edits(ds, edits, syntax=syntax, workers={workers})
+with open({str(path)!r} + '.out', 'wb') as handle:
+    pydicom.dcmwrite(handle, new, enforce_file_format=True)
+stop.set()
+watcher.join()
+peak = status('VmHWM')
+print(json.dumps(dict(start=start, loaded=loaded, peak=peak,
+                      all=max(samples, default=0) - start_all + start,
+                      pixels=pixel_bytes)))
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=1800
+    )
+    m = json.loads(done.stdout.strip().splitlines()[-1])
+    os.unlink(str(path) + ".out")
+    return {
+        "total": (m["peak"] - m["start"]) / m["pixels"],
+        "extra": (m["peak"] - m["loaded"]) / m["pixels"],
+        "all": (m["all"] - m["start"]) / m["pixels"] if workers > 1 else 0.0,
+    }
+
+
+def run_case(
+    name: str,
+    frames: np.ndarray,
+    bits_stored: int,
+    inputs: list[tuple[str, str, int]],
+    repeats: int,
+    workdir: Path,
+    memory: bool,
+) -> list[dict[str, object]]:
+    plain = make_dataset(frames, bits_stored)
+    results = []
+    for label, out_syntax, workers in inputs:
+        row = bench_input(name, plain, frames, label, out_syntax, workers, repeats, workdir, memory)
+        results.append(row)
+        print(_format(row), flush=True)
+    return results
+
+
+def bench_input(
+    name: str,
+    plain: Dataset,
+    frames: np.ndarray,
+    label: str,
+    out_syntax: str,
+    workers: int,
+    repeats: int,
+    workdir: Path,
+    memory: bool,
+) -> dict[str, object]:
+    rows, cols = frames.shape[1:3]
+    edits = edits_for(rows, cols)
+    syntax = SYNTAX_OF[out_syntax]
+    if label == "explicit":
+        source = plain
+    elif label == "jpeg-baseline":
+        source = jpeg_baseline(plain, frames)
+    else:
+        source = encode_pixels(plain, decode_frames(plain), SYNTAX_OF[label], workers=2)
+    path = workdir / f"{name}-{label}.dcm"
+    out_path = workdir / f"{name}-{label}-out.dcm"
+    write(source, path)
+    del source
+    loaded = pydicom.dcmread(path)
+    _ = loaded.PixelData
+    floor: Callable[[], object]
+    edit: Callable[[], object]
+    if label == "explicit":
+        floor = lambda: write(pydicom.dcmread(path), out_path)  # noqa: E731
+        edit = lambda: write(apply_edits(pydicom.dcmread(path), edits, syntax=syntax), out_path)  # noqa: E731
+        floor_name, target = "read+write", 1.2
+    else:
+
+        def floor() -> None:
+            encode_pixels(loaded, decode_frames(loaded, workers=workers), syntax, workers=workers)
+
+        def edit() -> None:
+            apply_edits(loaded, edits, syntax=syntax, workers=workers)
+
+        floor_name, target = "decode+encode", 1.1
+    floor_s = edit_s = float("inf")
+    for _ in range(repeats):  # interleaved, so load from other processes hits both
+        floor_s = min(floor_s, best_of(1, floor))
+        edit_s = min(edit_s, best_of(1, edit))
+    pixel_mb = frames.nbytes / 1e6
+    row: dict[str, object] = {
+        "case": name,
+        "input": label,
+        "output": out_syntax,
+        "workers": workers,
+        "pixel_mb": round(pixel_mb, 1),
+        "floor": floor_name,
+        "floor_s": round(floor_s, 3),
+        "edit_s": round(edit_s, 3),
+        "ratio": round(edit_s / floor_s, 3),
+        "target": target,
+        "mb_per_s": round(pixel_mb / edit_s, 1),
+    }
+    if memory:
+        measured = measure_memory(path, edits, out_syntax, workers)
+        row.update({f"mem_{k}": round(v, 2) for k, v in measured.items()})
+    path.unlink()
+    out_path.unlink(missing_ok=True)
+    return row
+
+
+def _format(row: dict[str, object]) -> str:
+    text = (
+        f"{row['case']:<6} {row['input']:<14}-> {row['output']:<10} w={row['workers']} "
+        f"{row['pixel_mb']:>6} MB  {row['floor']:<13} {row['floor_s']:>7.3f} s  "
+        f"edit {row['edit_s']:>7.3f} s  ratio {row['ratio']:.2f} (target <= {row['target']})  "
+        f"{row['mb_per_s']:>6} MB/s"
+    )
+    if "mem_total" in row:
+        text += f"  peak {row['mem_total']:.2f}x incl. input, {row['mem_extra']:.2f}x above it"
+        if row["workers"] != 1:
+            text += f", with workers {row['mem_all']:.2f}x"
+    return text
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, one repetition")
+    parser.add_argument("--no-memory", action="store_true", help="skip the memory subprocesses")
+    parser.add_argument("--json", type=Path, help="also write the results as JSON here")
+    args = parser.parse_args()
+    repeats = 1 if args.quick else 3
+    xa_n, xa_size = (40, 256) if args.quick else (500, 512)
+    us_n, us_rows, us_cols = (20, 240, 320) if args.quick else (100, 480, 640)
+    compressed = [
+        ("explicit", "explicit", 1),
+        ("rle", "rle", 1),
+        ("jpeg-ls", "jpeg-ls", 1),
+        ("jpeg-2000", "jpeg-2000", 1),
+        ("jpeg-2000", "jpeg-2000", 2),
+    ]
+    print(f"pydicom {pydicom.__version__}, numpy {np.__version__}, cpus {os.cpu_count()}")
+    results = []
+    with tempfile.TemporaryDirectory(prefix="tftt-bench-") as tmp:
+        work = Path(tmp)
+        results += run_case(
+            "xa", xa_frames(xa_n, xa_size), 12, compressed, repeats, work, not args.no_memory
+        )
+        results += run_case(
+            "us",
+            us_frames(us_n, us_rows, us_cols),
+            8,
+            [*compressed, ("jpeg-baseline", "jpeg-ls", 1)],
+            repeats,
+            work,
+            not args.no_memory,
+        )
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    raise SystemExit(main())
