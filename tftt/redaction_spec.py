@@ -154,13 +154,17 @@ class _Edits(_Model):
 class SeriesEdits(_Edits):
     """Edits for every image of one series."""
 
-    series_uid: str = Field(pattern=UID_PATTERN, max_length=64, description="First-pass UID")
+    series_uid: str = Field(
+        pattern=UID_PATTERN, max_length=64, description="Published Series UID, as in the review index"
+    )
 
 
 class InstanceEdits(_Edits):
     """Edits for one image; added to (blackouts, annotations) or replacing (crop) its series'."""
 
-    sop_instance_uid: str = Field(pattern=UID_PATTERN, max_length=64, description="First-pass UID")
+    sop_instance_uid: str = Field(
+        pattern=UID_PATTERN, max_length=64, description="Published SOP Instance UID, as in the review index"
+    )
 
 
 class ImageEdits(_Model):
@@ -184,7 +188,11 @@ class ImageEdits(_Model):
 
 
 class RedactionSpec(_Model):
-    """Pixel edits for a case, per series and per instance (first-pass UIDs)."""
+    """Pixel edits for a case, per series and per instance.
+
+    Images are named by their published (keyed-hash) UIDs, listed in the case's review index
+    (:mod:`tftt.review_index`), so a decision stored in Prefect carries no source identifier.
+    """
 
     spec_version: Literal[1] = Field(1, description="Format version of this spec")
     series: list[SeriesEdits] = Field(default_factory=list, description="Edits per series")
