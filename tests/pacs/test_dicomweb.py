@@ -26,7 +26,6 @@ from tests.pacs.conftest import dicomweb_settings
 from tests.pacs.synthetic import PATIENT_ID, SyntheticStudy, build_study
 from tftt.errors import (
     ConfigurationError,
-    TargetError,
     TargetRejectedError,
     TargetUnavailableError,
     UnsupportedInputError,
@@ -239,44 +238,6 @@ def test_credentials_in_url_are_refused(pacs: OrthancServer) -> None:
         DicomwebClient(DicomwebSettings(url=""))
     with pytest.raises(ConfigurationError):
         DicomwebClient(DicomwebSettings(url=pacs.dicomweb_url, password=SecretStr("x")))
-
-
-def test_unavailable_while_stopped_then_works_again(
-    tmp_path_factory: pytest.TempPathFactory,
-    tmp_path: Path,
-    orthanc_servers: list[OrthancServer],
-) -> None:
-    password = secrets.token_urlsafe(12)
-    server = OrthancServer(tmp_path_factory.mktemp("orthanc-restart"), aet="RESTART",
-                           password=password)
-    orthanc_servers.append(server)
-    built = build_study(tmp_path / "study", seed=13)
-    try:
-        server.start()
-        client = DicomwebClient(dicomweb_settings(server, timeout_seconds=5.0))
-        client.send(built.files)
-        server.stop()
-        errors: list[TargetError] = []
-        for call in (
-            lambda: client.find_study(built.study_uid),
-            lambda: client.retrieve_study(built.study_uid, None, tmp_path / "out"),
-            lambda: client.send(built.files),
-        ):
-            with pytest.raises(TargetUnavailableError) as caught:
-                call()
-            errors.append(caught.value)
-        for err in errors:
-            assert err.retryable and err.code == "connection"
-            _assert_clean_message(err, password)
-            copy = pickle.loads(pickle.dumps(err))
-            assert type(copy) is TargetUnavailableError and copy.retryable
-        server.start()  # same storage and ports; stop() waited for the old PID
-        assert client.find_study(built.study_uid).number_of_instances == len(built.instances)
-        result = client.retrieve_study(built.study_uid, None, tmp_path / "out")
-        assert result.count == len(built.instances)
-        client.close()
-    finally:
-        server.terminate()  # the session waits for it
 
 
 # -- behaviour Orthanc cannot show: a small real HTTP server ------------------------------

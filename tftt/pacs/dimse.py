@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import pydicom
+from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import HTJ2K as HTJ2KLossy
@@ -234,6 +235,8 @@ class _Receiver:
 def _identifier(level: str, values: Mapping[str, Any], return_keys: Sequence[str]) -> Dataset:
     ds = Dataset()
     ds.QueryRetrieveLevel = level
+    if any(tag_for_keyword(k) is None for k in [*values, *return_keys]):
+        raise UnsupportedInputError("a query names an unknown attribute", code="bad-query")
     try:
         for keyword, value in values.items():
             setattr(ds, keyword, value)
@@ -358,7 +361,8 @@ class DimseClient:
             UnsupportedInputError: an unknown keyword.
             TargetUnavailableError / TargetRejectedError: see :func:`_dimse_error`.
         """
-        return self._find("STUDY", dict(filters or {}), return_keys, "study search")
+        keys = ["StudyInstanceUID", *return_keys]
+        return self._find("STUDY", dict(filters or {}), keys, "study search")
 
     def find_series(
         self,
