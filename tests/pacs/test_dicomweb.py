@@ -6,11 +6,16 @@ compared whole with the uploaded one (preamble, file meta and dataset).
 
 from __future__ import annotations
 
+import hashlib
 import http.server
 import json
+import os
 import pickle
 import re
 import secrets
+import shutil
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -20,10 +25,11 @@ import httpx
 import pydicom
 import pytest
 from pydantic import SecretStr
+from pydicom.uid import generate_uid
 
 from tests.orthanc import OrthancServer
 from tests.pacs.conftest import dicomweb_settings
-from tests.pacs.synthetic import PATIENT_ID, SyntheticStudy, build_study
+from tests.pacs.synthetic import PATIENT_ID, SyntheticStudy, build_study, write_large_instance
 from tftt.errors import (
     ConfigurationError,
     TargetRejectedError,
@@ -317,3 +323,81 @@ def test_timeout_and_5xx_are_unavailable(stub_url: tuple[str, str]) -> None:
             client.search_studies()
     assert caught.value.code == "http-503"
     _assert_clean_message(caught.value, token)
+
+
+# -- a 1 GiB study in bounded memory --------------------------------------------------------
+
+_RETRIEVE_IN_SUBPROCESS = """
+import json, os, resource, sys, time
+from pathlib import Path
+from pydantic import SecretStr
+from tftt.pacs.dicomweb import DicomwebClient
+from tftt.settings import DicomwebSettings
+
+args = json.loads(sys.argv[1])
+settings = DicomwebSettings(url=args["url"], username=args["username"],
+                            password=SecretStr(os.environ["TFTT_TEST_PASSWORD"]))
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+start = time.perf_counter()
+with DicomwebClient(settings) as client:
+    result = client.retrieve_study(args["study_uid"], None, Path(args["dest"]))
+seconds = time.perf_counter() - start
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"count": result.count, "bytes": result.total_bytes, "seconds": seconds,
+                  "maxrss_before_kib": before, "maxrss_after_kib": after,
+                  "files": [str(p) for p in result.files]}))
+"""
+
+
+def _tail_sha256(path: Path, length: int) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        handle.seek(-length, os.SEEK_END)
+        while block := handle.read(8 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@pytest.mark.slow
+def test_one_gib_study_is_retrieved_with_bounded_memory(
+    pacs: OrthancServer, tmp_path: Path
+) -> None:
+    study_uid, series_uid = generate_uid(), generate_uid()
+    large = [
+        write_large_instance(tmp_path / f"in{i}.dcm", study_uid, series_uid, frames=512, seed=i)
+        for i in range(4)
+    ]  # 4 x 256 MiB of pixel data
+    total_pixels = sum(item.pixel_bytes for item in large)
+    assert total_pixels == 1 << 30
+    dest = tmp_path / "retrieved"
+    try:
+        with DicomwebClient(dicomweb_settings(pacs, stow_batch_size=1,
+                                              timeout_seconds=120)) as client:
+            assert all(r.accepted for r in client.send([item.path for item in large]))
+        for item in large:
+            item.path.unlink()  # keep the disk footprint down
+        completed = subprocess.run(
+            [sys.executable, "-c", _RETRIEVE_IN_SUBPROCESS,
+             json.dumps({"url": pacs.dicomweb_url, "username": pacs.username,
+                         "study_uid": study_uid, "dest": str(dest)})],
+            env={**os.environ, "TFTT_TEST_PASSWORD": pacs.password,
+                 "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+            capture_output=True, text=True, timeout=600, check=True,
+        )
+        report = json.loads(completed.stdout)
+        peak_mib = report["maxrss_after_kib"] / 1024
+        growth_mib = (report["maxrss_after_kib"] - report["maxrss_before_kib"]) / 1024
+        print(f"1 GiB WADO-RS retrieve: {report['bytes'] / 2**20 / report['seconds']:.0f} MiB/s, "
+              f"peak RSS {peak_mib:.0f} MiB (grew {growth_mib:.0f} MiB during the retrieve)")
+        assert peak_mib < 300
+        assert report["count"] == 4 and report["bytes"] > total_pixels
+        by_sop = {item.sop_instance_uid: item for item in large}
+        for name in report["files"]:
+            path = Path(name)
+            sop = str(pydicom.dcmread(path, stop_before_pixels=True).SOPInstanceUID)
+            item = by_sop.pop(sop)
+            assert _tail_sha256(path, item.pixel_bytes) == item.pixel_sha256
+        assert by_sop == {}
+    finally:
+        pacs.delete_study(study_uid)
+        shutil.rmtree(dest, ignore_errors=True)
