@@ -11,13 +11,10 @@ import secrets
 from collections.abc import Iterator
 
 import pytest
-from pydantic import SecretStr
 
 from tests.orthanc import OrthancServer, free_port, stop_all
+from tests.pacs.endpoints import TFTT_AET
 from tests.pacs.synthetic import SyntheticStudy, build_study
-from tftt.settings import DicomwebSettings, DimseSettings
-
-TFTT_AET = "TFTT"
 
 
 @pytest.fixture(scope="session")
@@ -76,29 +73,3 @@ def study(tmp_path_factory: pytest.TempPathFactory, pacs: OrthancServer) -> Synt
     built = build_study(tmp_path_factory.mktemp("synthetic-study"))
     pacs.upload(built.files)
     return built
-
-
-def dicomweb_settings(server: OrthancServer, **changes: object) -> DicomwebSettings:
-    """DICOMweb settings pointing at ``server`` with its credentials."""
-    values: dict[str, object] = {
-        "url": server.dicomweb_url,
-        "username": server.username,
-        "password": SecretStr(server.password),
-        "timeout_seconds": 30.0,
-    }
-    values.update(changes)
-    return DicomwebSettings.model_validate(values)
-
-
-def dimse_settings(server: OrthancServer, scp_port: int = 0, **changes: object) -> DimseSettings:
-    """DIMSE settings pointing at ``server``, calling as TFTT."""
-    values: dict[str, object] = {
-        "host": server.host,
-        "port": server.dicom_port,
-        "called_aet": server.aet,
-        "calling_aet": TFTT_AET,
-        "scp_port": scp_port or free_port(),
-        "timeout_seconds": 30.0,
-    }
-    values.update(changes)
-    return DimseSettings.model_validate(values)

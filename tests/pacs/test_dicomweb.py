@@ -28,7 +28,7 @@ from pydantic import SecretStr
 from pydicom.uid import generate_uid
 
 from tests.orthanc import OrthancServer
-from tests.pacs.conftest import dicomweb_settings
+from tests.pacs.endpoints import dicomweb_settings
 from tests.pacs.synthetic import PATIENT_ID, SyntheticStudy, build_study, write_large_instance
 from tftt.errors import (
     ConfigurationError,

@@ -29,7 +29,7 @@ from pydicom.uid import (
 )
 
 from tests.orthanc import OrthancServer
-from tests.pacs.conftest import dimse_settings
+from tests.pacs.endpoints import dimse_settings
 from tests.pacs.synthetic import PATIENT_ID, InstanceSpec, SyntheticStudy, build_study
 from tftt.errors import TargetRejectedError, TargetUnavailableError, UnsupportedInputError
 from tftt.pacs import dimse

@@ -12,7 +12,7 @@ import pydicom
 import pytest
 
 from tests.orthanc import OrthancServer
-from tests.pacs.conftest import dicomweb_settings, dimse_settings
+from tests.pacs.endpoints import dicomweb_settings, dimse_settings
 from tests.pacs.synthetic import SyntheticStudy, build_study
 from tftt.errors import ConfigurationError, TargetError, TargetUnavailableError
 from tftt.pacs.base import Receipt, Source, Target

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from tests.orthanc import OrthancServer
-from tests.pacs.conftest import dicomweb_settings, dimse_settings
+from tests.pacs.endpoints import dicomweb_settings, dimse_settings
 from tests.pacs.synthetic import build_study
 from tftt.pacs.dicomweb import DicomwebClient
 from tftt.pacs.dimse import DimseClient

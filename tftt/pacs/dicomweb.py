@@ -391,6 +391,8 @@ class DicomwebClient:
         """WADO-RS the study, or only ``series_uids``, into ``dest/<sha256>.dcm`` files.
 
         Streams the multipart answer to disk in bounded memory, as stored (no transcoding).
+        If it fails part-way, completed files stay in ``dest`` (named by content, so a retry
+        rewrites the same names) and no temporary file is left.
 
         Raises:
             UnsupportedInputError: a UID is not valid, or an answer part is not DICOM.

@@ -15,6 +15,9 @@ No transcoding, ever:
 - The SCP used for C-MOVE accepts every transfer syntax for every storage SOP class.
 - C-STORE proposes exactly the (SOP class, transfer syntax) pairs of the files.
 
+If a retrieve fails part-way, the files already received stay in the destination; they are
+named by content, so a retry rewrites the same names.
+
 Received datasets are written as received (``event.encoded_dataset()``: preamble, file meta,
 raw dataset bytes) to ``<sha256>.dcm`` through a temporary file. Failures are mapped in
 :func:`_dimse_error`: association not established, aborted, or no answer in time →
@@ -452,7 +455,8 @@ class DimseClient:
         return None if None in numbers else sum(n for n in numbers if n is not None)
 
     def _check_complete(self, action: str, result: RetrieveResult, expected: int | None) -> None:
-        if expected is not None and result.count != expected:
+        # More than expected is fine (instances may arrive between the C-FIND and the C-GET).
+        if expected is not None and result.count < expected:
             raise _dimse_error(action, received=result.count, expected=expected)
 
     # -- C-GET ---------------------------------------------------------------------------
