@@ -43,6 +43,13 @@ class DimseSettings(_Section):
     calling_aet: str = "TFTT"
     scp_port: int = 11113
     timeout_seconds: float = 60.0
+    scp_host: str = Field(
+        "127.0.0.1",
+        description="Address of TFTT's C-STORE SCP during a C-MOVE (0.0.0.0 for a remote PACS)",
+    )
+    retrieve_method: Literal["c-get", "c-move"] = Field(
+        "c-get", description="How a DIMSE source retrieves: C-GET, or C-MOVE to TFTT's own SCP"
+    )
 
 
 class SourceKind(StrEnum):
@@ -54,6 +61,9 @@ class SourceKind(StrEnum):
 class SourceSettings(_Section):
     kind: SourceKind = SourceKind.FOLDER
     folder: Path | None = None
+    folder_link: bool = Field(
+        False, description="Hard-link imported files instead of copying them (same filesystem)"
+    )
     dicomweb: DicomwebSettings = DicomwebSettings()
     dimse: DimseSettings = DimseSettings()
 
