@@ -1,0 +1,600 @@
+"""Harvest, from an ORIGINAL object, the identifiers that must not survive de-identification.
+
+:func:`harvest_identifiers` walks every element at every depth (sequences, private elements,
+file meta) and, using the verifier's own reading of the profile (:mod:`tftt.deid.retention`),
+collects:
+
+- **person names**: every PN value that the profile does not keep, its family, given and middle
+  components and the words in them (at least 3 characters, not in :data:`NAME_NOISE`), and the
+  full name with the components in the usual orders and separators (``F G``, ``G F``,
+  ``G M F``, ``F, G``, ``F^G`` ...). Names are never excused by other text.
+- **identifiers**: values of the ID attributes in :data:`ID_KEYWORDS` (at least 3 characters,
+  4 if all digits) and ID-like values (no space, a digit, at least 4 characters) of removed
+  text attributes.
+- **removed text**: every text value (LO, SH, LT, ST, UT, UC, AE, UR; printable runs of
+  OB/OW/UN private or unknown values) of an attribute that the profile removes or replaces
+  (X, Z, D, U and the combined codes, everything inside a removed or replaced sequence, private
+  attributes, attributes neither in the table nor in the keep list): the whole value (4 to 256
+  characters) when it has a word that could not legitimately remain, and its *distinctive*
+  words: at least 4 characters (6 if all digits, so that years are never harvested), not in
+  :data:`COMMON_WORDS`, not in the descriptor vocabulary, and not a word of any text the profile
+  keeps (a word the output may legitimately hold cannot prove a leak). Cleaned (C) text under the
+  vocabulary policy gives its out-of-vocabulary distinctive words; under the ``checked`` policy
+  it counts as kept.
+- **dates** in every common written form (:func:`date_forms`), from every DA and DT value
+  (except those the profile keeps as they are) and from dates written inside removed or cleaned
+  text: ``YYYYMMDD``, ``YYYY-MM-DD``, ``YYYY.MM.DD``, ``YYYY/MM/DD``, ``MM/DD/YYYY``,
+  ``DD/MM/YYYY``, ``DD.MM.YYYY``, ``14 Mar 1952``, ``March 14, 1952``, ``14-MAR-1952`` and a few
+  more, never the bare year (years are kept). The birth date is always harvested. Under a
+  ``year`` date policy, a 1 January date other than the birth date is not harvested, because the
+  output legitimately writes ``YYYY0101``.
+- **UIDs**: every UI value (also in private elements and MediaStorageSOPInstanceUID) that is not
+  a well-known UID of pydicom's dictionary and not held by a kept attribute (SOP class UIDs of a
+  keep-list attribute), when the profile remaps UIDs.
+- **e-mail addresses and phone numbers** written in removed or cleaned text.
+
+Attributes that the profile keeps (K by an option such as Retain Device Identity, Retain
+Institution Identity or Retain UIDs, the keep list, safe private tags) are not harvested: the
+option-to-attribute mapping is read from the option columns of the table.
+
+The result, :class:`Identifiers`, holds PHI: never log, persist or pickle it across processes.
+Its ``repr`` shows counts only.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date
+from functools import cached_property
+
+from pydicom.dataset import Dataset
+from pydicom.uid import UID_dictionary
+
+from tftt.deid.retention import (
+    DEIDENTIFICATION_METHOD_CODE_SEQUENCE,
+    Presence,
+    RuleView,
+    is_private,
+    is_private_creator,
+)
+from tftt.deid.rules import (
+    CID_7050,
+    ConfidentialityTable,
+    DatePolicy,
+    DescriptorPolicy,
+    KeepList,
+    Profile,
+    SafePrivateTags,
+    Vocabulary,
+    load_keep_list,
+    load_vocabulary,
+)
+from tftt.deid.scan import (
+    BINARY_TEXTLIKE_VRS,
+    Category,
+    ElementView,
+    NeedleSet,
+    character_set,
+    iter_elements,
+    merge_needles,
+    text_of,
+    view_element,
+)
+
+# Name components that identify nobody (titles, particles, placeholders).
+NAME_NOISE = frozenset(
+    {
+        "DR", "MD", "PHD", "MR", "MRS", "MS", "MISS", "JR", "SR", "II", "III", "IV", "DDS",
+        "RN", "PROF", "THE", "VAN", "VON", "DER", "DEN", "DEL", "DE", "LA", "LE", "DA", "DI",
+        "DOS", "DAS", "DU", "ANON", "ANONYMOUS", "ANONYMIZED", "UNKNOWN", "NONE", "NULL",
+        "REMOVED", "PATIENT",
+    }
+)  # fmt: skip
+
+# Words never harvested from removed text: dummy values an engine writes, and a few English
+# function words. The kept text of the original and the descriptor vocabulary are added per
+# object; that is where most legitimate words come from.
+COMMON_WORDS = frozenset(
+    {
+        "ANON", "ANONYMOUS", "ANONYMIZED", "ANONYMISED", "REMOVED", "DUMMY", "UNKNOWN",
+        "REDACTED", "DEIDENTIFIED", "NONE", "NULL", "TFTT", "WITH", "WITHOUT", "FROM", "THAT",
+        "THIS", "THESE", "THOSE", "WERE", "WILL", "HAVE", "BEEN", "THAN", "THEN", "THEY",
+        "THEIR", "THERE", "WHICH", "WHEN", "WHERE", "WHAT", "ALSO", "INTO", "ONTO", "OVER",
+        "UNDER", "ABOUT", "AFTER", "BEFORE", "PLEASE", "NOTE", "SEEN", "SOME", "SUCH", "EACH",
+        "ONLY", "VERY", "MORE", "MOST", "LESS", "NEAR", "UPON", "WITHIN",
+        "JANUARY", "FEBRUARY", "MARCH", "APRIL", "JUNE", "JULY", "AUGUST", "SEPTEMBER",
+        "OCTOBER", "NOVEMBER", "DECEMBER", "SEPT", "MONDAY", "TUESDAY", "WEDNESDAY",
+        "THURSDAY", "FRIDAY", "SATURDAY", "SUNDAY",
+    }
+)  # fmt: skip
+
+# Attributes whose values are identifiers (harvested from 3 characters, 4 if all digits).
+ID_KEYWORDS = frozenset(
+    {
+        "PatientID", "OtherPatientIDs", "IssuerOfPatientID", "AccessionNumber", "StudyID",
+        "AdmissionID", "MedicalRecordLocator", "RequestedProcedureID",
+        "ScheduledProcedureStepID", "PerformedProcedureStepID",
+        "PlacerOrderNumberImagingServiceRequest", "FillerOrderNumberImagingServiceRequest",
+        "ServiceEpisodeID", "LocalNamespaceEntityID", "UniversalEntityID",
+        "ClinicalTrialSubjectID", "ClinicalTrialSubjectReadingID", "DeviceSerialNumber",
+        "DeviceID", "DetectorID", "PatientInsurancePlanCodeSequence", "CassetteID", "PlateID",
+    }
+)  # fmt: skip
+
+BIRTH_DATE_TAG = 0x00100030
+MEDIA_STORAGE_SOP_INSTANCE_UID = 0x00020003
+_TEXT_VRS = frozenset({"AE", "LO", "LT", "SH", "ST", "UC", "UR", "UT"})
+_MAX_WHOLE_VALUE = 256
+
+_MONTHS = (
+    "JANUARY", "FEBRUARY", "MARCH", "APRIL", "MAY", "JUNE", "JULY", "AUGUST", "SEPTEMBER",
+    "OCTOBER", "NOVEMBER", "DECEMBER",
+)  # fmt: skip
+_MONTH_BY_NAME = {name[:3]: i + 1 for i, name in enumerate(_MONTHS)} | {"SEPT": 9}
+
+_WORD = re.compile(r"[^\W_]+")
+_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
+_PHONE = re.compile(
+    r"(?<![\w.])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{2,4}\)\s?|\d{2,4}[\s.-])\d{3,4}[\s.-]\d{3,4}(?![\w])"
+)
+_DATE_NUMERIC_YMD = re.compile(r"(?<!\d)(\d{4})([-./]?)(\d{2})\2(\d{2})(?!\d)")
+_DATE_NUMERIC_XXY = re.compile(r"(?<!\d)(\d{1,2})([-./])(\d{1,2})\2(\d{4})(?!\d)")
+_DATE_DAY_MONTH = re.compile(
+    r"(?<![A-Za-z0-9])(\d{1,2})(?:st|nd|rd|th)?[\s-]+([A-Za-z]{3,9})\.?[\s,-]+(\d{4})(?!\d)",
+    re.IGNORECASE,
+)
+_DATE_MONTH_DAY = re.compile(
+    r"(?<![A-Za-z])([A-Za-z]{3,9})\.?\s+(\d{1,2})(?:st|nd|rd|th)?,?\s+(\d{4})(?!\d)",
+    re.IGNORECASE,
+)
+_PRINTABLE8 = re.compile(rb"[\x20-\x7e\xa0-\xff]{4,}")
+_PRINTABLE16 = re.compile(rb"(?:[\x20-\x7e]\x00){4,}")
+
+
+def normalise(text: str) -> str:
+    """Upper case, runs of white space as one space, trimmed."""
+    return " ".join(text.upper().split())
+
+
+# ----- dates ------------------------------------------------------------------------------
+
+
+def date_forms(day: date) -> frozenset[str]:
+    """Every written form of ``day`` that verification looks for (upper case)."""
+    y, m, d = day.year, day.month, day.day
+    month = _MONTHS[m - 1]
+    mon = month[:3]
+    forms = {
+        f"{y:04d}{m:02d}{d:02d}",
+        f"{y:04d}-{m:02d}-{d:02d}",
+        f"{y:04d}.{m:02d}.{d:02d}",
+        f"{y:04d}/{m:02d}/{d:02d}",
+        f"{m:02d}/{d:02d}/{y:04d}",
+        f"{d:02d}/{m:02d}/{y:04d}",
+        f"{d:02d}.{m:02d}.{y:04d}",
+        f"{m:02d}-{d:02d}-{y:04d}",
+        f"{d:02d}-{m:02d}-{y:04d}",
+        f"{m}/{d}/{y:04d}",
+        f"{d}/{m}/{y:04d}",
+        f"{d}.{m}.{y:04d}",
+        f"{d} {mon} {y:04d}",
+        f"{d:02d} {mon} {y:04d}",
+        f"{d} {month} {y:04d}",
+        f"{d:02d} {month} {y:04d}",
+        f"{d}-{mon}-{y:04d}",
+        f"{d:02d}-{mon}-{y:04d}",
+        f"{month} {d}, {y:04d}",
+        f"{month} {d} {y:04d}",
+        f"{mon} {d}, {y:04d}",
+        f"{mon} {d} {y:04d}",
+        f"{mon}. {d}, {y:04d}",
+    }
+    return frozenset(forms)
+
+
+def _valid_date(y: int, m: int, d: int) -> date | None:
+    try:
+        return date(y, m, d)
+    except ValueError:
+        return None
+
+
+def dates_in_text(text: str) -> set[date]:
+    """Dates written in free text, in any of the recognised forms (both readings of an
+    ambiguous DD/MM or MM/DD)."""
+    found: set[date] = set()
+    for match in _DATE_NUMERIC_YMD.finditer(text):
+        day = _valid_date(int(match.group(1)), int(match.group(3)), int(match.group(4)))
+        if day is not None and 1800 <= day.year <= 2200:
+            found.add(day)
+    for match in _DATE_NUMERIC_XXY.finditer(text):
+        a, b, y = int(match.group(1)), int(match.group(3)), int(match.group(4))
+        for m, d in ((a, b), (b, a)):
+            day = _valid_date(y, m, d)
+            if day is not None:
+                found.add(day)
+    for match in _DATE_DAY_MONTH.finditer(text):
+        month = _month(match.group(2))
+        if month is not None:
+            day = _valid_date(int(match.group(3)), month, int(match.group(1)))
+            if day is not None:
+                found.add(day)
+    for match in _DATE_MONTH_DAY.finditer(text):
+        month = _month(match.group(1))
+        if month is not None:
+            day = _valid_date(int(match.group(3)), month, int(match.group(2)))
+            if day is not None:
+                found.add(day)
+    return found
+
+
+def _month(word: str) -> int | None:
+    """1-12 for an English month name or its abbreviation ("Mar", "Sept", "MARCH")."""
+    upper = word.upper()
+    full = [i + 1 for i, name in enumerate(_MONTHS) if name.startswith(upper)]
+    if len(upper) >= 3 and len(full) == 1:
+        return full[0]
+    return _MONTH_BY_NAME.get(upper)
+
+
+def _dicom_date(value: str) -> date | None:
+    digits = value.strip().replace(".", "")
+    if len(digits) >= 8 and digits[:8].isdigit():
+        return _valid_date(int(digits[:4]), int(digits[4:6]), int(digits[6:8]))
+    return None
+
+
+# ----- names, phones, words ---------------------------------------------------------------
+
+
+def name_needles(value: str) -> set[str]:
+    """Needles for one PN value: components, their words, full-name orderings."""
+    out: set[str] = set()
+
+    def usable(text: str) -> bool:
+        return len(text) >= 3 and text not in NAME_NOISE
+
+    for group in value.split("="):
+        if not group.strip():
+            continue
+        components = [normalise(c) for c in group.split("^")]
+        family, given, middle = [*components, "", "", ""][:3]
+        for part in (family, given, middle):
+            if usable(part):
+                out.add(part)
+            for word in re.split(r"[\s\-'.,]+", part):
+                if usable(word):
+                    out.add(word)
+        orders = ((family, given), (given, family), (given, middle, family),
+                  (family, given, middle), (given, family, middle))  # fmt: skip
+        for order in orders:
+            parts = [p for p in order if p]
+            if len(parts) < 2:
+                continue
+            for separator in (" ", ", ", ",", "^"):
+                joined = separator.join(parts)
+                if usable(joined):
+                    out.add(joined)
+        whole = normalise(group)
+        if usable(whole) and whole.strip("^ "):
+            out.add(whole)
+    return out
+
+
+def phone_needles(number: str) -> set[str]:
+    """The phone number as written, as bare digits and, for 10 digits, in the usual layouts."""
+    digits = re.sub(r"\D", "", number)
+    out = {normalise(number), digits}
+    national = digits[-10:] if len(digits) >= 10 else digits
+    if len(national) == 10:
+        a, b, c = national[:3], national[3:6], national[6:]
+        out |= {f"({a}) {b}-{c}", f"({a}){b}-{c}", f"{a}-{b}-{c}", f"{a}.{b}.{c}",
+                f"{a} {b} {c}", national}  # fmt: skip
+    return {n for n in out if len(re.sub(r"\D", "", n)) >= 7}
+
+
+def words_of(text: str) -> list[str]:
+    return _WORD.findall(text.upper())
+
+
+def printable_text(data: bytes) -> str:
+    """Readable runs (4+ characters) of a binary value, as Latin-1 and as UTF-16-LE text."""
+    runs = [m.group().decode("latin-1") for m in _PRINTABLE8.finditer(data)]
+    runs += [m.group().decode("utf-16-le") for m in _PRINTABLE16.finditer(data)]
+    return "\n".join(runs)
+
+
+# ----- result -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, repr=False)
+class Identifiers:
+    """Identifiers harvested from one original object (PHI: keep in memory only).
+
+    Every string is normalised (upper case, single spaces). ``needles`` is the compiled search
+    set over all of them.
+    """
+
+    names: frozenset[str] = field(default_factory=frozenset)
+    ids: frozenset[str] = field(default_factory=frozenset)
+    texts: frozenset[str] = field(default_factory=frozenset)
+    dates: frozenset[str] = field(default_factory=frozenset)
+    uids: frozenset[str] = field(default_factory=frozenset)
+    emails: frozenset[str] = field(default_factory=frozenset)
+    phones: frozenset[str] = field(default_factory=frozenset)
+
+    def __repr__(self) -> str:
+        return (
+            f"Identifiers(names={len(self.names)}, ids={len(self.ids)}, "
+            f"texts={len(self.texts)}, dates={len(self.dates)}, uids={len(self.uids)}, "
+            f"emails={len(self.emails)}, phones={len(self.phones)})"
+        )
+
+    __str__ = __repr__
+
+    @cached_property
+    def needles(self) -> NeedleSet:
+        return NeedleSet(
+            merge_needles(
+                ((n, Category.NAME) for n in self.names),
+                ((n, Category.ID) for n in self.ids),
+                ((n, Category.UID) for n in self.uids),
+                ((n, Category.DATE) for n in self.dates),
+                ((n, Category.EMAIL) for n in self.emails),
+                ((n, Category.PHONE) for n in self.phones),
+                ((n, Category.TEXT) for n in self.texts),
+            )
+        )
+
+    @property
+    def count(self) -> int:
+        """Number of distinct strings searched for."""
+        return len(self.needles)
+
+
+# ----- harvesting -------------------------------------------------------------------------
+
+
+@dataclass
+class _Collector:
+    view: RuleView
+    names: set[str] = field(default_factory=set)
+    ids: set[str] = field(default_factory=set)
+    uids: set[str] = field(default_factory=set)
+    retained_uids: set[str] = field(default_factory=set)
+    dates: set[date] = field(default_factory=set)
+    birth_dates: set[date] = field(default_factory=set)
+    removed: list[tuple[str, bool]] = field(default_factory=list)  # (value, is an ID)
+    cleaned: list[str] = field(default_factory=list)
+    retained: list[str] = field(default_factory=list)
+
+    def walk(
+        self,
+        ds: Dataset,
+        encoding: str | list[str] | None,
+        *,
+        removed: bool,
+        in_mark_code: bool = False,
+    ) -> None:
+        encoding = character_set(ds, encoding)
+        for element in iter_elements(ds, encoding):
+            if element.tag == 0x00080005:
+                continue
+            creator = None
+            if is_private_creator(element.tag) and element.value is not None:
+                creator = text_of(element.value).strip()
+            elif is_private(element.tag):
+                creator = _private_creator(ds, element.tag, encoding)
+            ruling = self.view.disposition(
+                element.tag, element.keyword, private_creator=creator,
+                in_mark_code_item=in_mark_code,
+            )  # fmt: skip
+            presence = Presence.REMOVED if removed else ruling.presence
+            if element.vr == "SQ" and element.value is not None:
+                inner_removed = presence not in (Presence.RETAINED, Presence.CLEANED)
+                for item in element.value:
+                    self.walk(
+                        item,
+                        encoding,
+                        removed=inner_removed,
+                        in_mark_code=element.tag == DEIDENTIFICATION_METHOD_CODE_SEQUENCE,
+                    )
+                continue
+            policy = ruling.descriptor_policy or self.view.profile.descriptors
+            self.collect(element, presence, policy)
+
+    def collect(self, element: ElementView, presence: Presence, policy: DescriptorPolicy) -> None:
+        vr = element.vr
+        value = element.value
+        kept = presence is Presence.RETAINED
+        if element.error or value is None:
+            if element.raw and not kept:
+                self.removed.append((printable_text(element.raw), False))
+            return
+        if vr == "PN":
+            if kept:
+                self.retained.append(text_of(value))
+            else:
+                for part in text_of(value).split("\\"):
+                    self.names |= name_needles(part)
+            return
+        if vr in ("DA", "DT"):
+            is_birth = element.tag == BIRTH_DATE_TAG
+            if kept and not is_birth:
+                return
+            for part in text_of(value).split("\\"):
+                day = _dicom_date(part)
+                if day is not None:
+                    (self.birth_dates if is_birth else self.dates).add(day)
+            return
+        if vr == "UI":
+            for part in text_of(value).split("\\"):
+                uid = part.strip().rstrip("\x00")
+                if uid:
+                    (self.retained_uids if kept else self.uids).add(uid)
+            return
+        if vr == "CS":
+            if kept or presence is Presence.CLEANED:
+                self.retained.append(text_of(value))
+            return
+        if vr in _TEXT_VRS:
+            text = text_of(value)
+        elif vr in BINARY_TEXTLIKE_VRS and isinstance(value, bytes):
+            text = printable_text(value)
+        else:
+            return
+        if kept or (presence is Presence.CLEANED and policy is DescriptorPolicy.CHECKED):
+            self.retained.append(text)
+        elif presence is Presence.CLEANED:
+            self.cleaned.append(text)
+        else:
+            is_id = element.keyword in ID_KEYWORDS
+            for part in text.split("\\") if vr in _TEXT_VRS else [text]:
+                self.removed.append((part, is_id))
+
+
+def _private_creator(ds: Dataset, tag: int, encoding: str | list[str] | None) -> str | None:
+    creator_tag = (tag & 0xFFFF0000) | ((tag >> 8) & 0xFF)
+    creator = view_element(ds, creator_tag, encoding)
+    if creator is None or creator.value is None:
+        return None
+    return text_of(creator.value).strip()
+
+
+def _allowed_words(
+    collector: _Collector, profile: Profile, vocabulary: Vocabulary | None
+) -> set[str]:
+    allowed = set(COMMON_WORDS)
+    if vocabulary is not None:
+        allowed |= {w.upper() for w in vocabulary.words}
+    for text in collector.retained:
+        allowed.update(words_of(text))
+    for _code, meaning in CID_7050.values():
+        allowed.update(words_of(meaning))
+    allowed.update(words_of(profile.method_description))
+    return allowed
+
+
+def _distinctive(word: str, allowed: set[str]) -> bool:
+    if len(word) < 4 or word in allowed or word in NAME_NOISE:
+        return False
+    return not (word.isdigit() and len(word) < 6)
+
+
+def _id_like(text: str) -> bool:
+    return " " not in text and any(c.isdigit() for c in text) and len(text) >= 4
+
+
+def _usable_id(text: str) -> bool:
+    if text in COMMON_WORDS or text in NAME_NOISE:
+        return False
+    return len(text) >= 4 if text.isdigit() else len(text) >= 3
+
+
+def harvest_identifiers(
+    original: Dataset,
+    profile: Profile,
+    table: ConfidentialityTable,
+    *,
+    keep_list: KeepList | None = None,
+    vocabulary: Vocabulary | None = None,
+    safe_private: SafePrivateTags | None = None,
+) -> Identifiers:
+    """Collect every identifier of ``original`` that ``profile`` must not let through.
+
+    ``original`` is not modified (elements are converted without being stored back).
+    ``keep_list`` defaults to the profile's keep list and ``vocabulary`` (used by the vocabulary
+    descriptor policy) to the shipped descriptor vocabulary, both loaded from
+    ``anonymization_rules/``.
+
+    Raises:
+        RuleError: a default rules file is missing or invalid.
+    """
+    if keep_list is None:
+        keep_list = load_keep_list(profile.keep_list)
+    if vocabulary is None and profile.descriptors is DescriptorPolicy.VOCABULARY:
+        vocabulary = load_vocabulary()
+    view = RuleView(profile, table, keep_list, safe_private)
+    collector = _Collector(view)
+
+    file_meta = getattr(original, "file_meta", None)
+    if file_meta is not None:
+        meta_uid = file_meta.get_item(MEDIA_STORAGE_SOP_INSTANCE_UID)
+        if meta_uid is not None:
+            raw = meta_uid.value
+            text = raw.decode("latin-1") if isinstance(raw, bytes) else str(raw)
+            if text.strip("\x00 "):
+                collector.uids.add(text.strip("\x00 "))
+        for tag in (0x00020016, 0x00020017, 0x00020018, 0x00020026, 0x00020027, 0x00020028):
+            item = file_meta.get_item(tag)
+            if item is not None and item.value:
+                raw = item.value
+                text = raw.decode("latin-1") if isinstance(raw, bytes) else str(raw)
+                collector.removed.append((text, False))
+    collector.walk(original, None, removed=False)
+    return _assemble(collector, profile, vocabulary)
+
+
+def _assemble(
+    collector: _Collector, profile: Profile, vocabulary: Vocabulary | None
+) -> Identifiers:
+    allowed = _allowed_words(collector, profile, vocabulary)
+    retained_blob = "\n".join(normalise(t) for t in collector.retained)
+    texts: set[str] = set()
+    ids: set[str] = set()
+    emails: set[str] = set()
+    phones: set[str] = set()
+    days: set[date] = set(collector.dates)
+
+    free_texts = [value for value, _ in collector.removed] + collector.cleaned
+    for value, is_id in collector.removed:
+        text = normalise(value)
+        if not text:
+            continue
+        if is_id:
+            if _usable_id(text):
+                ids.add(text)
+            continue
+        words = words_of(text)
+        for word in words:
+            if _distinctive(word, allowed):
+                texts.add(word)
+        if not 4 <= len(text) <= _MAX_WHOLE_VALUE or text in retained_blob:
+            continue
+        if not any(len(w) >= 2 and w not in allowed for w in words):
+            continue
+        (ids if _id_like(text) else texts).add(text)
+    vocabulary_words = {w.upper() for w in vocabulary.words} if vocabulary else set()
+    for value in collector.cleaned:
+        for word in words_of(value):
+            if word not in vocabulary_words and _distinctive(word, allowed):
+                texts.add(word)
+    for value in free_texts:
+        days |= dates_in_text(value)
+        emails |= {normalise(m.group()) for m in _EMAIL.finditer(value)}
+        for match in _PHONE.finditer(value):
+            phones |= phone_needles(match.group())
+
+    date_needles: set[str] = set()
+    for day in days:
+        if profile.dates is DatePolicy.YEAR and (day.month, day.day) == (1, 1):
+            continue
+        date_needles |= date_forms(day)
+    for day in collector.birth_dates:
+        date_needles |= date_forms(day)
+
+    uids: set[str] = set()
+    if collector.view.remaps_uids:
+        uids = {
+            u for u in collector.uids - collector.retained_uids if u not in UID_dictionary
+        }
+    return Identifiers(
+        names=frozenset(collector.names),
+        ids=frozenset(ids),
+        texts=frozenset(texts - collector.names),
+        dates=frozenset(date_needles),
+        uids=frozenset(uids),
+        emails=frozenset(emails),
+        phones=frozenset(phones),
+    )

@@ -1,0 +1,598 @@
+"""Independent verification of a de-identified output (issue 2, part 4).
+
+Written without reference to the engine: it re-reads the output bytes and checks them against
+identifiers harvested from the original (:func:`~tftt.deid.harvest.harvest_identifiers`) and
+against its own reading of the profile (:mod:`tftt.deid.retention`).
+
+:func:`verify_output` checks
+
+- every element value at every depth (main dataset, sequence items, private elements, file
+  meta), the encapsulated pixel data fragments, the raw file bytes (preamble included) and the
+  file name, for any harvested identifier, case-insensitively, in ASCII/Latin-1, UTF-8 and
+  UTF-16-LE (see :mod:`tftt.deid.scan` for word and digit boundaries);
+- e-mail addresses in any element value;
+- JPEG (and JPEG-LS) fragments: any COM or APP1-APP15 segment is a finding, so is an APP0 that
+  is not a thumbnail-free JFIF header and an APP14 that is not a plain Adobe header; JPEG 2000
+  codestreams: any COM other than OpenJPEG's own signature;
+- that only allowed attributes remain (:class:`~tftt.deid.retention.RuleView`): no private
+  attributes unless listed as safe for their creator, no overlay or curve groups, no icon image,
+  only the rebuilt file meta attributes (no source or sending AE title);
+- UIDs: at most 64 characters, valid syntax, no harvested instance UID (when the profile remaps
+  UIDs), MediaStorageSOPInstanceUID equal to SOPInstanceUID, file name equal to
+  ``SOPInstanceUID + ".dcm"``;
+- PatientIdentityRemoved is ``YES``; ages at most the profile's maximum, or exactly ``090Y``;
+  under a ``year`` date policy every DA is ``YYYY0101`` or empty, every DT at most ``YYYY`` and
+  no time of day remains in an attribute of the table (a zero dummy such as ``000000`` is
+  accepted: it says nothing);
+- the 128-byte preamble is all zeros and followed by ``DICM``.
+
+Any finding raises :class:`~tftt.errors.ResidualPHIError`, whose ``findings`` name the place
+(attribute path, fragment, raw offset, file name) and the kind of problem, never the value.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from dataclasses import dataclass, field
+from io import BytesIO
+from typing import Any
+
+from pydicom import dcmread
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+
+from tftt.deid.harvest import Identifiers, harvest_identifiers
+from tftt.deid.retention import (
+    DEIDENTIFICATION_METHOD_CODE_SEQUENCE,
+    FILE_META_ALLOWED,
+    RuleView,
+    is_private,
+    is_private_creator,
+    tag_text,
+)
+from tftt.deid.rules import (
+    Action,
+    ConfidentialityTable,
+    DatePolicy,
+    KeepList,
+    Profile,
+    SafePrivateTags,
+)
+from tftt.deid.scan import (
+    BINARY_TEXTLIKE_VRS,
+    TEXT_VRS,
+    ElementView,
+    Hit,
+    character_set,
+    iter_elements,
+    text_of,
+    view_element,
+)
+from tftt.errors import ResidualPHIError
+
+__all__ = [
+    "Identifiers",
+    "VerificationReport",
+    "harvest_identifiers",
+    "inspect_codestream",
+    "verify_output",
+]
+
+MAX_FINDINGS = 200
+PIXEL_DATA = 0x7FE00010
+_BULK_PIXEL_TAGS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010})
+_NO_SCAN_VRS = frozenset(
+    {"DS", "IS", "US", "SS", "UL", "SL", "FL", "FD", "AT", "OF", "OD", "OL", "OV", "SV", "UV"}
+)
+_UID = re.compile(r"(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*")
+_AGE = re.compile(r"(\d{3})([DWMY])")
+_YEAR_DA = re.compile(r"\d{4}0101")
+_YEAR_DT = re.compile(r"\d{4}")
+_ZERO_TM = re.compile(r"0+(\.0+)?")
+_EMAIL = re.compile(rb"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
+_PIECE_SEPARATOR = b"\x00\x00\x00\x00"
+
+# JPEG markers: anywhere between segments; after a SOS only FF followed by >= 0x80 (this also
+# holds for JPEG-LS, whose scan data may contain FF followed by a byte below 0x80).
+_JPEG_MARKER = re.compile(rb"\xff[\x01-\xcf\xd8-\xfe]")
+_JPEG_MARKER_AFTER_SCAN = re.compile(rb"\xff[\x80-\xcf\xd8-\xfe]")
+_OPENJPEG_COMMENT = re.compile(rb"Created by OpenJPEG version [0-9.]+")
+
+
+@dataclass(frozen=True)
+class VerificationReport:
+    """What verification looked at, for the audit trail: counts only, no values."""
+
+    elements_scanned: int
+    sequence_items: int
+    private_elements: int
+    identifiers_checked: int
+    bytes_scanned: int
+    fragments_scanned: int
+    codestream_segments: int
+
+
+@dataclass
+class _Findings:
+    items: list[str] = field(default_factory=list)
+    seen: set[str] = field(default_factory=set)
+    dropped: int = 0
+
+    def add(self, where: str, what: str) -> None:
+        text = f"{where}: {what}"
+        if text in self.seen:
+            return
+        self.seen.add(text)
+        if len(self.items) < MAX_FINDINGS:
+            self.items.append(text)
+        else:
+            self.dropped += 1
+
+
+@dataclass(frozen=True)
+class CodestreamSegment:
+    """A marker segment of a JPEG or JPEG 2000 codestream (offsets within the codestream)."""
+
+    marker: int
+    start: int
+    payload_start: int
+    payload_end: int
+    allowed: bool
+    description: str
+
+
+def _jpeg_segment_allowed(marker: int, payload: bytes) -> tuple[bool, str]:
+    if marker == 0xFE:
+        return False, "JPEG COM segment"
+    if marker == 0xE0:
+        if payload.startswith(b"JFIF\x00") and len(payload) >= 14 and payload[12:14] == b"\0\0":
+            return True, "JPEG APP0 JFIF segment"
+        return False, "JPEG APP0 segment that is not a plain JFIF header"
+    if marker == 0xEE:
+        if payload.startswith(b"Adobe") and len(payload) <= 12:
+            return True, "JPEG APP14 Adobe segment"
+        return False, "JPEG APP14 segment that is not a plain Adobe header"
+    if 0xE1 <= marker <= 0xEF:
+        return False, f"JPEG APP{marker - 0xE0} segment"
+    return True, f"JPEG marker FF{marker:02X}"
+
+
+def _jpeg_segments(stream: bytes | memoryview) -> list[CodestreamSegment]:
+    segments: list[CodestreamSegment] = []
+    size = len(stream)
+    pos = 0
+    in_scan = False
+    while pos < size:
+        finder = _JPEG_MARKER_AFTER_SCAN if in_scan else _JPEG_MARKER
+        match = finder.search(stream, pos)
+        if match is None:
+            break
+        at = match.start()
+        marker = stream[at + 1]
+        if marker in (0xD8, 0xD9, 0x01) or 0xD0 <= marker <= 0xD7:
+            in_scan = in_scan and marker != 0xD9 and marker != 0xD8
+            pos = at + 2
+            continue
+        if at + 4 > size:
+            segments.append(CodestreamSegment(marker, at, size, size, False, "truncated marker"))
+            break
+        length = int.from_bytes(bytes(stream[at + 2 : at + 4]), "big")
+        end = min(at + 2 + length, size)
+        payload = bytes(stream[at + 4 : end])
+        allowed, description = _jpeg_segment_allowed(marker, payload)
+        if 0xE0 <= marker <= 0xEF or marker == 0xFE:
+            segments.append(CodestreamSegment(marker, at, at + 4, end, allowed, description))
+        in_scan = marker == 0xDA
+        pos = max(end, at + 2)
+    return segments
+
+
+def _j2k_segments(stream: bytes | memoryview) -> list[CodestreamSegment]:
+    """COM segments of a JPEG 2000 codestream's main and tile-part headers."""
+    segments: list[CodestreamSegment] = []
+    size = len(stream)
+    pos = 2  # after SOC
+    while pos + 4 <= size:
+        marker = int.from_bytes(bytes(stream[pos : pos + 2]), "big")
+        if marker >> 8 != 0xFF:
+            break
+        if marker == 0xFFD9:  # EOC
+            break
+        length = int.from_bytes(bytes(stream[pos + 2 : pos + 4]), "big")
+        if marker == 0xFF90:  # SOT: walk this tile-part header, then jump to the next SOT
+            psot = int.from_bytes(bytes(stream[pos + 6 : pos + 10]), "big")
+            tile_end = pos + psot if psot else size
+            inner = pos + 2 + length
+            while inner + 4 <= min(tile_end, size):
+                inner_marker = int.from_bytes(bytes(stream[inner : inner + 2]), "big")
+                if inner_marker == 0xFF93 or inner_marker >> 8 != 0xFF:  # SOD
+                    break
+                inner_length = int.from_bytes(bytes(stream[inner + 2 : inner + 4]), "big")
+                if inner_marker == 0xFF64:
+                    segments.append(_j2k_comment(stream, inner, inner_length))
+                inner += 2 + max(inner_length, 2)
+            if not psot:
+                break
+            pos = tile_end
+            continue
+        if marker == 0xFF64:
+            segments.append(_j2k_comment(stream, pos, length))
+        pos += 2 + max(length, 2)
+    return segments
+
+
+def _j2k_comment(stream: bytes | memoryview, at: int, length: int) -> CodestreamSegment:
+    end = min(at + 2 + length, len(stream))
+    payload = bytes(stream[at + 4 : end])
+    allowed = payload[:2] == b"\x00\x01" and bool(_OPENJPEG_COMMENT.fullmatch(payload[2:]))
+    return CodestreamSegment(0xFF64, at, at + 4, end, allowed, "JPEG 2000 COM segment")
+
+
+def inspect_codestream(stream: bytes | memoryview) -> list[CodestreamSegment]:
+    """Text-capable marker segments of one JPEG, JPEG-LS or JPEG 2000 codestream (a frame).
+
+    Returns COM and APPn segments (JPEG) or COM segments (JPEG 2000), each marked allowed or
+    not. Other data (RLE, deflate, unknown) has none.
+    """
+    head = bytes(stream[:4])
+    if head[:2] == b"\xff\xd8":
+        return _jpeg_segments(stream)
+    if head == b"\xff\x4f\xff\x51":
+        return _j2k_segments(stream)
+    return []
+
+
+def _encapsulated_items(value: bytes) -> tuple[list[tuple[int, int]], bool]:
+    """(start, end) of each item's value within an encapsulated Pixel Data value (item 0 is the
+    Basic Offset Table), and whether the structure was well formed."""
+    items: list[tuple[int, int]] = []
+    pos = 0
+    size = len(value)
+    while pos + 8 <= size:
+        tag = value[pos : pos + 4]
+        length = int.from_bytes(value[pos + 4 : pos + 8], "little")
+        if tag == b"\xfe\xff\xdd\xe0":  # sequence delimiter
+            return items, True
+        if tag != b"\xfe\xff\x00\xe0" or pos + 8 + length > size:
+            return items, False
+        items.append((pos + 8, pos + 8 + length))
+        pos += 8 + length
+    return items, pos == size
+
+
+class _Verifier:
+    def __init__(
+        self,
+        identifiers: Identifiers,
+        output: bytes,
+        profile: Profile,
+        view: RuleView,
+    ) -> None:
+        self.identifiers = identifiers
+        self.output = output
+        self.profile = profile
+        self.view = view
+        self.findings = _Findings()
+        self.pieces: list[tuple[str, bytes]] = []
+        self.spans: list[tuple[int, int, str]] = []
+        self.elements = 0
+        self.items = 0
+        self.private = 0
+        self.fragments = 0
+        self.segments = 0
+
+    # ----- walking -----------------------------------------------------------------------
+    def walk(
+        self,
+        ds: Dataset,
+        encoding: str | list[str] | None,
+        prefix: str,
+        *,
+        top: bool,
+        in_mark_code: bool = False,
+        meta: bool = False,
+    ) -> None:
+        encoding = character_set(ds, encoding)
+        for element in iter_elements(ds, encoding):
+            tag = element.tag
+            private = is_private(tag)
+            name = element.keyword or ("private" if private else "unknown")
+            label = f"{prefix}{tag_text(tag)} {name}"
+            self.elements += 1
+            self.private += private
+            if meta:
+                if tag not in FILE_META_ALLOWED:
+                    self.findings.add(label, "not allowed in the file meta")
+            else:
+                creator = None
+                if is_private_creator(tag) and element.value is not None:
+                    creator = text_of(element.value).strip()
+                elif private:
+                    creator_view = view_element(
+                        ds, (tag & 0xFFFF0000) | ((tag >> 8) & 0xFF), encoding
+                    )
+                    if creator_view is not None and creator_view.value is not None:
+                        creator = text_of(creator_view.value).strip()
+                ruling = self.view.disposition(
+                    tag, element.keyword, private_creator=creator, in_mark_code_item=in_mark_code
+                )
+                if not ruling.present_allowed:
+                    self.findings.add(label, f"not allowed ({ruling.reason})")
+            if element.error:
+                self.findings.add(label, "value cannot be decoded")
+                if element.raw:
+                    self._add_piece(label, element.raw, element)
+                continue
+            if element.vr == "SQ":
+                for index, item in enumerate(element.value or ()):
+                    self.items += 1
+                    self.walk(
+                        item,
+                        encoding,
+                        f"{label}[{index}] > ",
+                        top=False,
+                        in_mark_code=tag == DEIDENTIFICATION_METHOD_CODE_SEQUENCE,
+                    )
+                continue
+            if top and tag in _BULK_PIXEL_TAGS:
+                self._pixel_data(element, label)
+                continue
+            self._value(element, label)
+
+    def _add_piece(self, label: str, data: bytes, element: ElementView | None = None) -> None:
+        if not data:
+            return
+        self.pieces.append((label, data))
+        if element is not None and element.raw is not None and element.value_tell is not None:
+            self.spans.append(
+                (element.value_tell, element.value_tell + len(element.raw), label)
+            )
+
+    def _value(self, element: ElementView, label: str) -> None:
+        vr = element.vr
+        value = element.value
+        if vr == "UI":
+            self._check_uids(value, label)
+        elif vr == "AS":
+            self._check_age(value, label)
+        elif vr in ("DA", "DT", "TM"):
+            self._check_date_time(element, label)
+        if vr in _NO_SCAN_VRS:
+            return
+        if vr in TEXT_VRS:
+            decoded = text_of(value).encode("utf-8")
+            self._add_piece(label, decoded, element)
+            if element.raw is not None and element.raw.rstrip(b"\x00 ") != decoded.rstrip(b" "):
+                self.pieces.append((label, element.raw))
+        elif isinstance(value, bytes):
+            self._add_piece(label, value, element)
+        elif vr in BINARY_TEXTLIKE_VRS and element.raw:
+            self._add_piece(label, element.raw, element)
+
+    # ----- specific checks ---------------------------------------------------------------
+    def _check_uids(self, value: Any, label: str) -> None:
+        for part in text_of(value).split("\\"):
+            uid = part.strip("\x00 ")
+            if not uid:
+                continue
+            if len(uid) > 64:
+                self.findings.add(label, "UID longer than 64 characters")
+            if not _UID.fullmatch(uid):
+                self.findings.add(label, "UID is not valid")
+            if uid in self.identifiers.uids:
+                self.findings.add(label, "harvested UID not remapped")
+
+    def _check_age(self, value: Any, label: str) -> None:
+        for part in text_of(value).split("\\"):
+            age = part.strip()
+            if not age:
+                continue
+            match = _AGE.fullmatch(age)
+            if match is None:
+                self.findings.add(label, "not a valid age string")
+                continue
+            if age == "090Y":
+                continue
+            number, unit = int(match.group(1)), match.group(2)
+            years = {"D": number / 365.25, "W": number * 7 / 365.25, "M": number / 12}.get(
+                unit, float(number)
+            )
+            if years > self.profile.max_age_years:
+                self.findings.add(label, f"age over {self.profile.max_age_years} years")
+
+    def _check_date_time(self, element: ElementView, label: str) -> None:
+        if self.profile.dates is not DatePolicy.YEAR:
+            return
+        for part in text_of(element.value).split("\\"):
+            text = part.strip()
+            if not text:
+                continue
+            if element.vr == "DA" and not _YEAR_DA.fullmatch(text):
+                self.findings.add(label, "date keeps more than the year")
+            elif element.vr == "DT" and not _YEAR_DT.fullmatch(text):
+                self.findings.add(label, "date-time keeps more than the year")
+            elif element.vr == "TM" and not _ZERO_TM.fullmatch(text):
+                row = self.view.table_row(element.tag)
+                if row is not None and self.view.effective_action(row) is not Action.KEEP:
+                    self.findings.add(label, "time of day remains")
+
+    def _pixel_data(self, element: ElementView, label: str) -> None:
+        value = element.value if isinstance(element.value, bytes) else element.raw
+        if value is None:
+            return
+        base = element.value_tell
+        if not element.undefined_length:
+            if base is not None:
+                self.spans.append((base, base + len(value), label))
+            return
+        items, well_formed = _encapsulated_items(value)
+        if not well_formed:
+            self.findings.add(label, "encapsulated pixel data is malformed")
+        if base is not None:
+            for index, (start, end) in enumerate(items):
+                where = f"{label} offset table" if index == 0 else f"{label} fragment {index}"
+                self.spans.append((base + start, base + end, where))
+        fragments = items[1:]
+        self.fragments += len(fragments)
+        # A frame starts at a fragment that opens with SOI / SOC and runs over the fragments
+        # that follow until the next one that does.
+        groups: list[list[int]] = []
+        for index, (start, _end) in enumerate(fragments, start=1):
+            head = value[start : start + 2]
+            if head in (b"\xff\xd8", b"\xff\x4f") or not groups:
+                groups.append([index])
+            else:
+                groups[-1].append(index)
+        view = memoryview(value)
+        for group in groups:
+            spans = [items[i] for i in group]
+            if len(spans) == 1:
+                stream: bytes | memoryview = view[spans[0][0] : spans[0][1]]
+            else:
+                stream = b"".join(view[s:e] for s, e in spans)
+            starts: list[int] = []
+            total = 0
+            for s, e in spans:
+                starts.append(total)
+                total += e - s
+            for segment in inspect_codestream(stream):
+                self.segments += 1
+                fragment = group[bisect.bisect_right(starts, segment.start) - 1]
+                where = f"{label} fragment {fragment}"
+                if not segment.allowed:
+                    self.findings.add(where, f"{segment.description} present")
+                payload = bytes(stream[segment.payload_start : segment.payload_end])
+                self.pieces.append((f"{where} {segment.description}", payload))
+
+    # ----- scanning ----------------------------------------------------------------------
+    def scan_pieces(self) -> None:
+        if not self.pieces:
+            return
+        starts: list[int] = []
+        chunks: list[bytes] = []
+        total = 0
+        for _label, data in self.pieces:
+            starts.append(total)
+            chunks.append(data)
+            total += len(data) + len(_PIECE_SEPARATOR)
+        buffer = _PIECE_SEPARATOR.join(chunks)
+        needles = self.identifiers.needles
+        for hit in needles.search(buffer, short=True):
+            label = self.pieces[bisect.bisect_right(starts, hit.offset) - 1][0]
+            self.findings.add(label, f"contains harvested {hit.category}")
+        for match in _EMAIL.finditer(buffer):
+            label = self.pieces[bisect.bisect_right(starts, match.start()) - 1][0]
+            self.findings.add(label, "contains an e-mail address")
+
+    def scan_raw(self) -> None:
+        self.spans.sort()
+        span_starts = [s for s, _e, _l in self.spans]
+        for hit in self.identifiers.needles.search(memoryview(self.output), short=False):
+            self.findings.add(self._where(hit, span_starts), f"contains harvested {hit.category}")
+
+    def _where(self, hit: Hit, span_starts: list[int]) -> str:
+        index = bisect.bisect_right(span_starts, hit.offset) - 1
+        if index >= 0:
+            start, end, label = self.spans[index]
+            if start <= hit.offset < end:
+                return label
+        return f"raw bytes offset {hit.offset}"
+
+
+def verify_output(
+    identifiers: Identifiers,
+    output: bytes,
+    file_name: str,
+    profile: Profile,
+    table: ConfidentialityTable,
+    keep_list: KeepList,
+    *,
+    safe_private: SafePrivateTags | None = None,
+) -> VerificationReport:
+    """Check one de-identified output (the bytes of the file and its file name).
+
+    ``identifiers`` come from :func:`~tftt.deid.harvest.harvest_identifiers` on the original.
+    ``safe_private`` is honoured only when the profile keeps safe private tags.
+
+    Returns:
+        A :class:`VerificationReport` of counts when nothing was found.
+
+    Raises:
+        ResidualPHIError: anything was found; ``findings`` lists where and what, never values.
+    """
+    view = RuleView(profile, table, keep_list, safe_private)
+    verifier = _Verifier(identifiers, output, profile, view)
+    findings = verifier.findings
+
+    if len(output) < 132 or output[128:132] != b"DICM":
+        findings.add("preamble", "missing (no DICM prefix at offset 128)")
+    elif output[:128].count(0) != 128:
+        findings.add("preamble", "not all zeros")
+
+    ds: Dataset | None = None
+    try:
+        ds = dcmread(BytesIO(output))
+    except (InvalidDicomError, Exception):  # any parse failure is a verification failure
+        findings.add("output", "does not parse as DICOM")
+
+    if ds is not None:
+        file_meta = getattr(ds, "file_meta", None)
+        if file_meta is not None:
+            verifier.walk(file_meta, None, "file meta ", top=False, meta=True)
+        verifier.walk(ds, None, "", top=True)
+        _check_top_level(ds, file_name, verifier)
+
+    if "/" in file_name or "\\" in file_name or file_name in ("", ".", ".."):
+        findings.add("file name", "is not a plain file name")
+    verifier.pieces.append(("file name", file_name.encode("utf-8")))
+    verifier.scan_pieces()
+    verifier.scan_raw()
+
+    if findings.items:
+        listed = list(findings.items)
+        if findings.dropped:
+            listed.append(f"and {findings.dropped} more findings")
+        summary = "; ".join(listed[:3]) + ("; ..." if len(listed) > 3 else "")
+        raise ResidualPHIError(
+            f"verification failed with {len(findings.items) + findings.dropped} finding(s): "
+            f"{summary}",
+            findings=tuple(listed),
+        )
+    return VerificationReport(
+        elements_scanned=verifier.elements,
+        sequence_items=verifier.items,
+        private_elements=verifier.private,
+        identifiers_checked=identifiers.count,
+        bytes_scanned=len(output),
+        fragments_scanned=verifier.fragments,
+        codestream_segments=verifier.segments,
+    )
+
+
+def _top_text(ds: Dataset, tag: int) -> str | None:
+    element = view_element(ds, tag, None)
+    if element is None or element.value is None:
+        return None
+    return text_of(element.value).strip("\x00 ")
+
+
+def _check_top_level(ds: Dataset, file_name: str, verifier: _Verifier) -> None:
+    findings = verifier.findings
+    removed = _top_text(ds, 0x00120062)
+    if removed != "YES":
+        findings.add("(0012,0062) PatientIdentityRemoved", "is not YES")
+    sop_uid = _top_text(ds, 0x00080018)
+    meta_uid = None
+    file_meta = getattr(ds, "file_meta", None)
+    if file_meta is not None:
+        meta_uid = _top_text(file_meta, 0x00020003)
+    if not sop_uid:
+        findings.add("(0008,0018) SOPInstanceUID", "missing")
+        return
+    if meta_uid != sop_uid:
+        findings.add(
+            "file meta (0002,0003) MediaStorageSOPInstanceUID", "differs from SOPInstanceUID"
+        )
+    if file_name != f"{sop_uid}.dcm":
+        findings.add("file name", "is not the SOPInstanceUID followed by .dcm")
