@@ -8,12 +8,14 @@ from typing import Annotated
 
 import typer
 
+from tftt.observability import quiet_libraries
 from tftt.settings import Settings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Teaching File Transfer Tool")
 
 
 def _settings() -> Settings:
+    quiet_libraries()
     return Settings()
 
 

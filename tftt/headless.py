@@ -28,6 +28,7 @@ from tftt.deid.rules import (
     load_table,
 )
 from tftt.errors import UnsupportedInputError
+from tftt.observability import quiet_libraries
 from tftt.settings import Settings
 from tftt.store.files import contained_path
 from tftt.store.quarantine import quarantine
@@ -108,6 +109,7 @@ _WORKER: Pipeline | None = None
 
 def _init_worker(pipeline: Pipeline) -> None:
     global _WORKER
+    quiet_libraries()
     _WORKER = pipeline
 
 
@@ -151,6 +153,7 @@ def _handle_in_worker(args: tuple[Path, Path, Path, Path]) -> FileResult:
 
 def run_headless(src: Path, dst: Path, qdir: Path, pipeline: Pipeline, *, workers: int = 1) -> Summary:
     """De-identify every file under ``src``; returns the counts."""
+    quiet_libraries()
     src, dst, qdir = src.resolve(), dst.resolve(), qdir.resolve()
     dst.mkdir(parents=True, exist_ok=True)
     qdir.mkdir(parents=True, exist_ok=True)
