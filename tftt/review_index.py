@@ -47,4 +47,7 @@ class ReviewImage(_Frozen):
 class ReviewIndex(_Frozen):
     case_id: str
     images: tuple[ReviewImage, ...] = Field(description="In reading order: series, instance")
+    documents: tuple[str, ...] = Field(
+        (), description="Published SOP UIDs of objects without pixels (e.g. reports)"
+    )
     proposed_spec: RedactionSpec = Field(description="The spec that pre-fills the review form")

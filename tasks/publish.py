@@ -1,0 +1,28 @@
+"""Tasks: publish a case to its targets, or mark it READY for the nightly batch."""
+
+from __future__ import annotations
+
+from prefect import task
+from prefect.tasks import exponential_backoff
+
+from tasks.retry_policy import retry_transient
+from tftt.case.publication import PublishSummary, mark_ready, publish_case, publish_mode
+from tftt.case.runtime import runtime
+from tftt.settings import PublishMode
+
+
+@task(name="publish", retries=3, retry_delay_seconds=exponential_backoff(backoff_factor=5),
+      retry_condition_fn=retry_transient, persist_result=True)
+def publish(case_id: str) -> PublishSummary:
+    """Publish to every configured target (idempotent; retried on transient errors)."""
+    return publish_case(runtime(), case_id)
+
+
+@task(name="publish-mode")
+def choose_publish_mode(case_id: str, publish_now: bool | None) -> PublishMode:
+    return publish_mode(runtime(), case_id, publish_now)
+
+
+@task(name="mark-ready", persist_result=True)
+def ready(case_id: str) -> None:
+    mark_ready(runtime(), case_id)
