@@ -246,6 +246,35 @@ def test_credentials_in_url_are_refused(pacs: OrthancServer) -> None:
         DicomwebClient(DicomwebSettings(url=pacs.dicomweb_url, password=SecretStr("x")))
 
 
+def test_no_gzip_even_when_the_server_compresses(
+    tmp_path_factory: pytest.TempPathFactory,
+    tmp_path: Path,
+    orthanc_servers: list[OrthancServer],
+) -> None:
+    """Orthanc's default gzips large answers (10-23 MB/s); the client asks for identity."""
+    server = OrthancServer(tmp_path_factory.mktemp("orthanc-gzip"), aet="GZIP",
+                           extra_config={"HttpCompressionEnabled": True})
+    orthanc_servers.append(server)
+    built = build_study(tmp_path / "study", seed=14)
+    encodings: list[str] = []
+    try:
+        server.start()
+        server.upload(built.files)
+        with httpx.Client(timeout=30, event_hooks={"response": [
+            lambda r: encodings.append(r.headers.get("content-encoding", "identity"))
+        ]}) as http:
+            client = DicomwebClient(dicomweb_settings(server), client=http)
+            result = client.retrieve_study(built.study_uid, None, tmp_path / "out")
+            client.retrieve_metadata(built.study_uid)
+        with server.client() as plain:  # httpx's default Accept-Encoding: the server gzips
+            response = plain.get(f"/dicom-web/studies/{built.study_uid}/metadata")
+            assert response.headers.get("content-encoding") == "gzip"
+    finally:
+        server.terminate()
+    assert encodings == ["identity", "identity"]
+    assert {p.read_bytes() for p in result.files} == {p.read_bytes() for p in built.files}
+
+
 # -- behaviour Orthanc cannot show: a small real HTTP server ------------------------------
 
 

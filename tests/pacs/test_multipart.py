@@ -105,8 +105,8 @@ def test_boundary_of_reads_quoted_and_plain_boundaries() -> None:
 def test_dicom_sink_names_files_by_content_hash(tmp_path: Path) -> None:
     payloads = [_fake_dicom(b"one" * 1000), _fake_dicom(b"two"), _fake_dicom(b"one" * 1000)]
     boundary = new_boundary()
-    sink = DicomFileSink(tmp_path)
-    _feed(MultipartParser(boundary.encode(), sink), _body(payloads, boundary), 777)
+    with DicomFileSink(tmp_path) as sink:
+        _feed(MultipartParser(boundary.encode(), sink), _body(payloads, boundary), 777)
     expected = [tmp_path / f"{hashlib.sha256(p).hexdigest()}.dcm" for p in payloads]
     assert sink.files == expected
     assert sink.total_bytes == sum(len(p) for p in payloads)
@@ -116,27 +116,37 @@ def test_dicom_sink_names_files_by_content_hash(tmp_path: Path) -> None:
 
 def test_dicom_sink_refuses_non_dicom_parts_and_cleans_up(tmp_path: Path) -> None:
     boundary = new_boundary()
-    sink = DicomFileSink(tmp_path)
-    parser = MultipartParser(boundary.encode(), sink)
-    with pytest.raises(MultipartError, match="not a DICOM file"):
-        _feed(parser, _body([b"\0" * 200], boundary), 50)
-    sink.abort()
+    with DicomFileSink(tmp_path) as sink, pytest.raises(MultipartError, match="not a DICOM"):
+        _feed(MultipartParser(boundary.encode(), sink), _body([b"\0" * 200], boundary), 50)
     assert list(tmp_path.iterdir()) == []
 
     other = (
         f"--{boundary}\r\nContent-Type: application/json\r\n\r\n{{}}\r\n--{boundary}--".encode()
     )
-    with pytest.raises(MultipartError, match="not application/dicom"):
-        _feed(MultipartParser(boundary.encode(), DicomFileSink(tmp_path)), other, 10)
+    with DicomFileSink(tmp_path) as sink, pytest.raises(MultipartError, match="application/"):
+        _feed(MultipartParser(boundary.encode(), sink), other, 10)
 
 
 def test_dicom_sink_abort_removes_a_partial_part(tmp_path: Path) -> None:
     boundary = new_boundary()
-    sink = DicomFileSink(tmp_path)
-    parser = MultipartParser(boundary.encode(), sink)
-    parser.feed(_body([_fake_dicom(b"x" * 10_000)], boundary)[:5000])
-    assert len(list(tmp_path.iterdir())) == 1  # the temporary file
-    sink.abort()
+    with DicomFileSink(tmp_path, max_pending=2) as sink:
+        parser = MultipartParser(boundary.encode(), sink)
+        for start in range(0, 5000, 100):
+            parser.feed(_body([_fake_dicom(b"x" * 10_000)], boundary)[start : start + 100])
+        assert len(list(tmp_path.iterdir())) == 1  # the temporary file
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_dicom_sink_reports_write_errors(tmp_path: Path) -> None:
+    boundary = new_boundary()
+    body = _body([_fake_dicom(b"x" * 100_000)], boundary)
+    with DicomFileSink(tmp_path) as sink:
+        parser = MultipartParser(boundary.encode(), sink)
+        parser.feed(body[:300])
+        assert sink._handle is not None
+        sink._handle.close()  # the file "fails": every further write on the thread raises
+        with pytest.raises(ValueError, match="closed file"):
+            _feed(parser, body[300:], 1000)
     assert list(tmp_path.iterdir()) == []
 
 

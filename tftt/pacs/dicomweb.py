@@ -405,9 +405,9 @@ class DicomwebClient:
             paths = [study_path]
         else:
             paths = [f"{study_path}/series/{checked_uid(uid)}" for uid in series_uids]
-        sink = DicomFileSink(Path(dest))
-        for path in paths:
-            self._stream_parts(f"{self._base}{path}", sink)
+        with DicomFileSink(Path(dest)) as sink:
+            for path in paths:
+                self._stream_parts(f"{self._base}{path}", sink)
         return RetrieveResult(files=tuple(sink.files), total_bytes=sink.total_bytes)
 
     def _stream_parts(self, url: str, sink: DicomFileSink) -> None:

@@ -11,14 +11,17 @@ in chunks, with its exact length known in advance.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import secrets
 import tempfile
+from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from email.message import Message
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol
 
 from tftt.errors import UnsupportedInputError
 from tftt.store.files import contained_path
@@ -83,7 +86,15 @@ class MultipartParser:
         self.parts = 0
 
     def feed(self, chunk: bytes) -> None:
-        buffer = self._buffer + chunk if self._buffer else chunk
+        tail = self._buffer
+        if tail and self._state == "body" and len(chunk) > len(self._delimiter):
+            # Fast path for big bodies: avoid copying every chunk behind the kept tail. A
+            # delimiter that starts inside the tail lies wholly inside this small probe.
+            probe = tail + chunk[: len(self._delimiter)]
+            if probe.find(self._delimiter) < 0:
+                self._sink.data(memoryview(tail))
+                tail = b""
+        buffer = tail + chunk if tail else chunk
         while True:
             consumed = self._step(buffer)
             if consumed is None:
@@ -171,15 +182,22 @@ def _parse_headers(block: bytes) -> dict[str, str]:
 class DicomFileSink:
     """Writes each ``application/dicom`` part to ``dest/<sha256>.dcm`` via a temporary file.
 
+    Writing and hashing run on one background thread, so they overlap with receiving the next
+    chunks; at most ``max_pending`` chunks are in flight (with 1 MiB chunks, 8 MiB). Call
+    :meth:`close` when done (it also removes an unfinished part's temporary file).
+
     Raises (from the parser callbacks):
         MultipartError: a part is not ``application/dicom``, or lacks the DICM prefix.
         OSError: the destination cannot be written.
     """
 
-    def __init__(self, dest: Path) -> None:
+    def __init__(self, dest: Path, *, max_pending: int = 8) -> None:
         self.dest = dest
         self.files: list[Path] = []
         self.total_bytes = 0
+        self._max_pending = max(1, max_pending)
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tftt-part-writer")
+        self._pending: deque[Future[None]] = deque()
         self._handle: BinaryIO | None = None
         self._tmp: Path | None = None
         self._hash = hashlib.sha256()
@@ -198,16 +216,28 @@ class DicomFileSink:
         self._size = 0
         self._head = b""
 
+    @staticmethod
+    def _write(handle: BinaryIO, digest: Any, chunk: memoryview) -> None:
+        handle.write(chunk)
+        digest.update(chunk)
+
     def data(self, chunk: memoryview) -> None:
         assert self._handle is not None
         if len(self._head) < _DICM_OFFSET + 4:
             self._head += bytes(chunk[: _DICM_OFFSET + 4 - len(self._head)])
-        self._handle.write(chunk)
-        self._hash.update(chunk)
+        if len(self._pending) >= self._max_pending:
+            self._pending.popleft().result()
+        # The chunk is a view of an immutable bytes object, so handing it over is safe.
+        self._pending.append(self._writer.submit(self._write, self._handle, self._hash, chunk))
         self._size += len(chunk)
+
+    def _drain(self) -> None:
+        while self._pending:
+            self._pending.popleft().result()
 
     def end(self) -> None:
         assert self._handle is not None
+        self._drain()
         handle, self._handle = self._handle, None
         handle.close()
         tmp, self._tmp = self._tmp, None
@@ -221,13 +251,27 @@ class DicomFileSink:
         self.total_bytes += self._size
 
     def abort(self) -> None:
-        """Remove the temporary file of an unfinished part."""
+        """Remove the temporary file of an unfinished part (errors of its writes are dropped)."""
+        while self._pending:
+            with contextlib.suppress(Exception):
+                self._pending.popleft().result()
         if self._handle is not None:
             self._handle.close()
             self._handle = None
         if self._tmp is not None:
             self._tmp.unlink(missing_ok=True)
             self._tmp = None
+
+    def close(self) -> None:
+        """Abort any unfinished part and stop the writer thread."""
+        self.abort()
+        self._writer.shutdown(wait=True)
+
+    def __enter__(self) -> DicomFileSink:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def new_boundary() -> str:
