@@ -57,6 +57,7 @@ from tftt.deid.retention import (
     RuleView,
     is_private,
     is_private_creator,
+    rule_view,
 )
 from tftt.deid.rules import (
     CID_7050,
@@ -515,7 +516,7 @@ def harvest_identifiers(
         keep_list = load_keep_list(profile.keep_list)
     if vocabulary is None and profile.descriptors is DescriptorPolicy.VOCABULARY:
         vocabulary = load_vocabulary()
-    view = RuleView(profile, table, keep_list, safe_private)
+    view = rule_view(profile, table, keep_list, safe_private)
     collector = _Collector(view)
 
     file_meta = getattr(original, "file_meta", None)

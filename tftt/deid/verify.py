@@ -49,6 +49,7 @@ from tftt.deid.retention import (
     RuleView,
     is_private,
     is_private_creator,
+    rule_view,
     tag_text,
 )
 from tftt.deid.rules import (
@@ -80,6 +81,7 @@ __all__ = [
 ]
 
 MAX_FINDINGS = 200
+_DEFER_SIZE = 1 << 20
 PIXEL_DATA = 0x7FE00010
 _BULK_PIXEL_TAGS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010})
 _NO_SCAN_VRS = frozenset(
@@ -294,7 +296,8 @@ class _Verifier:
         meta: bool = False,
     ) -> None:
         encoding = character_set(ds, encoding)
-        for element in iter_elements(ds, encoding):
+        defer = _BULK_PIXEL_TAGS if top else frozenset()
+        for element in iter_elements(ds, encoding, defer=defer):
             tag = element.tag
             private = is_private(tag)
             name = element.keyword or ("private" if private else "unknown")
@@ -418,13 +421,15 @@ class _Verifier:
                     self.findings.add(label, "time of day remains")
 
     def _pixel_data(self, element: ElementView, label: str) -> None:
-        value = element.value if isinstance(element.value, bytes) else element.raw
-        if value is None:
-            return
         base = element.value_tell
         if not element.undefined_length:
-            if base is not None:
-                self.spans.append((base, base + len(value), label))
+            # Native pixel data: its bytes are searched by the raw scan (long needles).
+            if base is not None and element.length is not None:
+                self.spans.append((base, base + element.length, label))
+            return
+        value = element.value if isinstance(element.value, bytes) else element.raw
+        if value is None:
+            self.findings.add(label, "encapsulated pixel data cannot be read")
             return
         items, well_formed = _encapsulated_items(value)
         if not well_formed:
@@ -521,7 +526,7 @@ def verify_output(
     Raises:
         ResidualPHIError: anything was found; ``findings`` lists where and what, never values.
     """
-    view = RuleView(profile, table, keep_list, safe_private)
+    view = rule_view(profile, table, keep_list, safe_private)
     verifier = _Verifier(identifiers, output, profile, view)
     findings = verifier.findings
 
@@ -532,7 +537,8 @@ def verify_output(
 
     ds: Dataset | None = None
     try:
-        ds = dcmread(BytesIO(output))
+        # Large values are not copied: native pixel data is only searched in ``output``.
+        ds = dcmread(BytesIO(output), defer_size=_DEFER_SIZE)
     except (InvalidDicomError, Exception):  # any parse failure is a verification failure
         findings.add("output", "does not parse as DICOM")
 
