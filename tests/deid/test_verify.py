@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import pickle
 from io import BytesIO
 
@@ -10,7 +9,6 @@ import numpy as np
 import pytest
 from PIL import Image
 from pydicom import dcmread
-from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.encaps import encapsulate
 from pydicom.pixels.encoders import JPEG2000LosslessEncoder, JPEGLSLosslessEncoder
@@ -455,60 +453,6 @@ def test_findings_are_capped() -> None:
     findings = info.value.findings
     assert len(findings) == 201
     assert findings[-1] == "and 100 more findings"
-
-
-# ----- harvesting -----------------------------------------------------------------------
-
-
-def test_harvest_collects_each_kind_and_no_bare_year() -> None:
-    identifiers = harvest()
-    assert {"CANARYZELDA", "QUIXOTE", "MARMALADE", "WOMBATSON", "OPHELIA"} <= identifiers.names
-    assert "QUIXOTE CANARYZELDA" in identifiers.names
-    assert "DR" not in identifiers.names
-    assert {vs.PATIENT_ID, vs.ACCESSION, "OPID556677", "RP20230517"} <= identifiers.ids
-    assert {"19520314", "1952-03-14", "14/03/1952", "MARCH 14, 1952", "14-MAR-1952",
-            "14 MAR 1952", "03/14/1952", "14.03.1952"} <= identifiers.dates  # fmt: skip
-    assert "20230517" in identifiers.dates  # study date, reduced to the year by the profile
-    every = set().union(*(getattr(identifiers, f) for f in ("names", "ids", "texts", "dates")))
-    assert not {"1952", "2023"} & every
-    assert {vs.SOP_UID, vs.STUDY_UID, vs.REF_UID} <= identifiers.uids
-    assert "1.2.840.10008.5.1.4.1.1.2" not in identifiers.uids  # CT Image Storage
-    assert {"PUMPERNICKEL", "NEBUCHADNEZZAR", "GLOOMSBURY", "ZANZIBAR"} <= identifiers.texts
-    assert "CHEST" not in identifiers.texts  # kept by cleaning, in the vocabulary
-    assert identifiers.emails == {"ZELDA.CANARY@EXAMPLE.ORG"}
-    assert "555-867-5309" in identifiers.phones
-    text = repr(identifiers)
-    assert "CANARYZELDA" not in text and "names=" in text
-
-
-def test_harvest_leaves_retained_attributes_of_first_pass() -> None:
-    identifiers = harvest(vs.first_pass())
-    assert not identifiers.uids  # UIDs are retained
-    assert "ZANZIBAR MEMORIAL HOSPITAL" not in identifiers.texts
-    assert "CTSTATION99" not in identifiers.ids | identifiers.texts
-    assert "CANARYZELDA" in identifiers.names
-    assert vs.BIRTH_DATE in identifiers.dates
-
-
-def test_harvest_skips_january_first_under_year_policy_but_not_birth_date() -> None:
-    original = vs.original()
-    original.StudyDate = "20230101"
-    original.PatientBirthDate = "19520101"
-    identifiers = harvest(original=original)
-    assert "20230101" not in identifiers.dates
-    assert "19520101" in identifiers.dates
-
-
-def test_harvest_does_not_convert_or_change_the_original() -> None:
-    data = vs.to_bytes(vs.original())
-    ds = dcmread(BytesIO(data))
-    before = copy.deepcopy(ds)
-    harvest_identifiers(
-        ds, vs.second_pass(), vs.table(), keep_list=vs.keep_list(), vocabulary=vs.vocabulary()
-    )
-    assert isinstance(ds.get_item(0x00100010), RawDataElement)
-    assert isinstance(ds.get_item(0x0040A730), RawDataElement)
-    assert ds == before
 
 
 # ----- codestreams ----------------------------------------------------------------------

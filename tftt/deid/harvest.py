@@ -125,6 +125,7 @@ ID_KEYWORDS = frozenset(
 
 BIRTH_DATE_TAG = 0x00100030
 MEDIA_STORAGE_SOP_INSTANCE_UID = 0x00020003
+_FILE_META_IDENTITY = (0x00020016, 0x00020017, 0x00020018, 0x00020026, 0x00020027, 0x00020028)
 _TEXT_VRS = frozenset({"AE", "LO", "LT", "SH", "ST", "UC", "UR", "UT"})
 _MAX_WHOLE_VALUE = 256
 
@@ -521,18 +522,13 @@ def harvest_identifiers(
 
     file_meta = getattr(original, "file_meta", None)
     if file_meta is not None:
-        meta_uid = file_meta.get_item(MEDIA_STORAGE_SOP_INSTANCE_UID)
-        if meta_uid is not None:
-            raw = meta_uid.value
-            text = raw.decode("latin-1") if isinstance(raw, bytes) else str(raw)
-            if text.strip("\x00 "):
-                collector.uids.add(text.strip("\x00 "))
-        for tag in (0x00020016, 0x00020017, 0x00020018, 0x00020026, 0x00020027, 0x00020028):
-            item = file_meta.get_item(tag)
-            if item is not None and item.value:
-                raw = item.value
-                text = raw.decode("latin-1") if isinstance(raw, bytes) else str(raw)
-                collector.removed.append((text, False))
+        meta_uid = view_element(file_meta, MEDIA_STORAGE_SOP_INSTANCE_UID, None)
+        if meta_uid is not None and text_of(meta_uid.value).strip("\x00 "):
+            collector.uids.add(text_of(meta_uid.value).strip("\x00 "))
+        for tag in _FILE_META_IDENTITY:  # source/sending/receiving AE titles and addresses
+            element = view_element(file_meta, tag, None)
+            if element is not None and element.value:
+                collector.removed.append((text_of(element.value), False))
     collector.walk(original, None, removed=False)
     return _assemble(collector, profile, vocabulary)
 

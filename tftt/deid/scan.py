@@ -18,11 +18,12 @@ Matching rules (documented because they decide false positives and misses):
   harvested UID is still found when something is appended to it (``<uid>.1``) or prefixed
   (``<root>.<uid>``).
 
-Long needles are found without a regular expression: a vectorised first pass hashes the first
-4 bytes (8 bytes for UTF-16) at every offset (numpy views at each alignment, case folded with
-``| 0x20``) against a bit table of needle prefixes, keeps exact prefix hits, and only those few
-positions are compared in Python. Short needles are whole tokens, so the buffer is split into
-tokens by one regular expression and each token looked up in a dict.
+Long needles are found without a regular expression, at about the speed of one
+``bytes.translate`` (see :func:`_long_candidates`): bytes are classified, offsets where a run of
+needle characters starts are marked with a few vectorised ANDs, the first 4 bytes (8 for UTF-16)
+at those offsets are compared with the needles' prefixes, and only exact prefix hits are
+compared in Python. Short needles are whole tokens, so the buffer is split into tokens by one
+regular expression and each token looked up in a dict.
 
 :func:`iter_elements` reads a dataset's elements without converting (changing) the dataset.
 """
@@ -137,6 +138,7 @@ class _LongIndex:
         self.entries: dict[int, list[_Entry]] = {}
         self.keys = np.zeros(0, dtype=np.uint64)
         self.letters: set[int] = set()  # bytes (or UTF-16 low bytes) found in the forms
+        self.highs: set[int] = {0}  # UTF-16 high bytes found in the forms
 
     def key_of(self, prefix: bytes) -> int:
         fold = 0x2020202020202020 if self.width == 8 else 0x20202020
@@ -149,6 +151,8 @@ class _LongIndex:
             if not any(other is entry for other in bucket):
                 bucket.append(entry)
             self.letters.update(form[::2] if self.utf16 else form)
+            if self.utf16:
+                self.highs.update(form[1::2])
 
     def freeze(self) -> None:
         self.keys = np.array(sorted(self.entries), dtype=np.uint64)
@@ -169,7 +173,8 @@ def _long_candidates(
     """Offsets where a long 8-bit / UTF-16 needle form may start (exact prefix), ascending.
 
     One ``bytes.translate`` per block classifies every byte (bit 0: occurs in an 8-bit needle
-    form; bit 1: occurs as a UTF-16 needle character; bit 2: zero). A few boolean ANDs then mark
+    form; bit 1: occurs as the low byte of a UTF-16 needle character; bit 2: zero or the high
+    byte of one). A few boolean ANDs then mark
     where 4 such bytes, or 6 such UTF-16 units, start; only those offsets have their prefix
     compared (vectorised) with the needles'. Pixel data rarely has such runs.
     """
@@ -189,7 +194,7 @@ def _long_candidates(
             if starts.size:
                 found8.extend(int(p) + start for p in long8.exact(window, starts))
         if long16.keys.size and n >= 12:
-            unit = cls[: n - 1] & (cls[1:n] >> 1)  # bit 1: a (letter, 0x00) unit at p
+            unit = cls[: n - 1] & (cls[1:n] >> 1)  # bit 1: a (low, high) unit at p
             unit &= 2
             units = unit.astype(bool)
             u2 = units[: n - 3] & units[2 : n - 1]  # p, p+2
@@ -255,7 +260,7 @@ class NeedleSet:
         self._classes = bytes(
             (1 if i in self._long8.letters else 0)
             | (2 if i in self._long16.letters else 0)
-            | (4 if i == 0 else 0)
+            | (4 if i in self._long16.highs else 0)
             for i in range(256)
         )
         self._irregular = {form: entry for form, entry in irregular}
@@ -397,7 +402,7 @@ class ElementView:
 
 def character_set(ds: Dataset, inherited: str | list[str] | None) -> str | list[str] | None:
     """The encodings to decode ``ds``'s text with: its own SpecificCharacterSet, else inherited."""
-    item = ds.get_item(0x00080005)
+    item = ds.get_item(0x00080005, keep_deferred=True)
     if item is None:
         return inherited
     try:
@@ -431,13 +436,11 @@ def view_element(
     A value whose reading was deferred (``dcmread(defer_size=...)``) is read from the dataset's
     source, unless ``load_deferred`` is False.
     """
-    item = ds.get_item(tag)
+    item = ds.get_item(tag, keep_deferred=True)
     if item is None:
         return None
     keyword = keyword_of(tag)
     if isinstance(item, RawDataElement):
-        if item.VR is not None and isinstance(item.value, bytes) and item.VR != "SQ":
-            return _view_raw_value(item, tag, keyword, encoding)
         undefined = item.length == 0xFFFFFFFF
         common = {"value_tell": item.value_tell, "undefined_length": undefined,
                   "length": None if undefined else item.length}  # fmt: skip
@@ -450,6 +453,8 @@ def view_element(
                 item = read_deferred_data_element(ds.fileobj_type, source, ds.timestamp, item)
             except Exception:
                 return ElementView(tag, vr, keyword, None, None, error=True, **common)
+        if item.VR is not None and isinstance(item.value, bytes) and item.VR != "SQ":
+            return _view_raw_value(item, tag, keyword, encoding)
         raw = item.value if isinstance(item.value, bytes) else None
         try:
             element = convert_raw_data_element(item, encoding=encoding, ds=ds)
