@@ -16,6 +16,7 @@ from pydicom.sequence import Sequence
 from pydicom.uid import JPEGBaseline8Bit
 
 from tests.deid import verify_support as vs
+from tftt.deid import rules
 from tftt.deid.harvest import Identifiers
 from tftt.deid.rules import Profile
 from tftt.deid.verify import (
@@ -483,3 +484,56 @@ def test_jpeg_ls_scan_data_is_not_mistaken_for_segments() -> None:
     assert inspect_codestream(stream) == []
     with_com = stream[:2] + b"\xff\xfe\x00\x06QXTE" + stream[2:]
     assert [s.description for s in inspect_codestream(with_com)] == ["JPEG COM segment"]
+
+
+def test_com_segment_in_a_large_deferred_fragment_and_padding_after_eoi() -> None:
+    rng = np.random.default_rng(11)
+    noise = rng.integers(0, 256, size=(1200, 1200), dtype=np.uint8)
+    buffer = BytesIO()
+    Image.fromarray(noise).save(buffer, "JPEG", quality=95, comment=b"by Quixote")
+    frame = buffer.getvalue()
+    assert len(frame) > (1 << 20)  # larger than the verifier's deferral threshold
+    out = _jpeg_output(comment=None)
+    out.Rows = out.Columns = 1200
+    padding = b"\x00\xff\xe1\x00\x10garbage-after-EOI"  # not a segment: after the frame
+    out.PixelData = encapsulate([frame + padding])
+    out["PixelData"].VR = "OB"
+    out["PixelData"].is_undefined_length = True
+    err = expect_findings(
+        out,
+        "(7FE0,0010) PixelData fragment 1: JPEG COM segment present",
+        "(7FE0,0010) PixelData fragment 1 JPEG COM segment: contains harvested person name",
+    )
+    assert not any("APP1" in f for f in err.findings), err.findings
+
+
+# ----- the shipped rules ----------------------------------------------------------------
+
+_SHIPPED = (rules.RULES_DIR / "profiles" / "second-pass.json").exists()
+
+
+@pytest.mark.skipif(not _SHIPPED, reason="anonymization_rules/ not generated on this branch")
+@pytest.mark.parametrize("name", ["second-pass", "first-pass"])
+def test_shipped_profiles_accept_a_clean_output_and_catch_a_leak(name: str) -> None:
+    profile = rules.load_profile(name)
+    table = rules.load_table(profile.table)
+    keep = rules.load_keep_list(profile.keep_list)
+    identifiers = harvest_identifiers(
+        _read(vs.original()), profile, table, keep_list=keep, vocabulary=rules.load_vocabulary()
+    )
+    out = vs.clean_output()
+    del out.ReferencedImageSequence
+    if name == "first-pass":  # keeps UIDs, device and institution; dates as the table says
+        out.SOPInstanceUID = out.file_meta.MediaStorageSOPInstanceUID = vs.SOP_UID
+        out.StudyInstanceUID = vs.STUDY_UID
+        out.SeriesInstanceUID = vs.SERIES_UID
+        out.FrameOfReferenceUID = vs.FRAME_UID
+        out.InstitutionName = vs.INSTITUTION
+        out.StationName = vs.STATION
+        del out.StudyDescription, out.SeriesDescription, out.PatientAge
+        out.StudyDate = out.ContentDate = ""
+    data = vs.to_bytes(out)
+    verify_output(identifiers, data, vs.file_name_of(out), profile, table, keep)
+    out.ImageComments = "Quixote"
+    with pytest.raises(ResidualPHIError, match="contains harvested person name"):
+        verify_output(identifiers, vs.to_bytes(out), vs.file_name_of(out), profile, table, keep)

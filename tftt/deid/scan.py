@@ -445,7 +445,7 @@ def view_element(
         common = {"value_tell": item.value_tell, "undefined_length": undefined,
                   "length": None if undefined else item.length}  # fmt: skip
         vr = str(item.VR or "UN")
-        if item.value is None and item.length not in (0, 0xFFFFFFFF):
+        if item.value is None and item.length != 0:
             if not load_deferred:
                 return ElementView(tag, vr, keyword, None, None, deferred=True, **common)
             try:

@@ -97,6 +97,7 @@ _PIECE_SEPARATOR = b"\x00\x00\x00\x00"
 
 # JPEG markers: anywhere between segments; after a SOS only FF followed by >= 0x80 (this also
 # holds for JPEG-LS, whose scan data may contain FF followed by a byte below 0x80).
+_JPEG_SOI = re.compile(rb"\xff\xd8")
 _JPEG_MARKER = re.compile(rb"\xff[\x01-\xcf\xd8-\xfe]")
 _JPEG_MARKER_AFTER_SCAN = re.compile(rb"\xff[\x80-\xcf\xd8-\xfe]")
 _OPENJPEG_COMMENT = re.compile(rb"Created by OpenJPEG version [0-9.]+")
@@ -161,19 +162,31 @@ def _jpeg_segment_allowed(marker: int, payload: bytes) -> tuple[bool, str]:
 
 
 def _jpeg_segments(stream: bytes | memoryview) -> list[CodestreamSegment]:
+    """APPn and COM segments of the JPEG frames in ``stream``. Outside a frame (before SOI,
+    after EOI) only a SOI is looked for, so padding after a frame is not parsed as markers."""
     segments: list[CodestreamSegment] = []
     size = len(stream)
     pos = 0
-    in_scan = False
+    state = "outside"
     while pos < size:
-        finder = _JPEG_MARKER_AFTER_SCAN if in_scan else _JPEG_MARKER
+        if state == "outside":
+            soi = _JPEG_SOI.search(stream, pos)
+            if soi is None:
+                break
+            state = "header"
+            pos = soi.end()
+            continue
+        finder = _JPEG_MARKER_AFTER_SCAN if state == "scan" else _JPEG_MARKER
         match = finder.search(stream, pos)
         if match is None:
             break
         at = match.start()
         marker = stream[at + 1]
-        if marker in (0xD8, 0xD9, 0x01) or 0xD0 <= marker <= 0xD7:
-            in_scan = in_scan and marker != 0xD9 and marker != 0xD8
+        if marker == 0xD9:  # EOI
+            state = "outside"
+            pos = at + 2
+            continue
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
             pos = at + 2
             continue
         if at + 4 > size:
@@ -181,11 +194,11 @@ def _jpeg_segments(stream: bytes | memoryview) -> list[CodestreamSegment]:
             break
         length = int.from_bytes(bytes(stream[at + 2 : at + 4]), "big")
         end = min(at + 2 + length, size)
-        payload = bytes(stream[at + 4 : end])
-        allowed, description = _jpeg_segment_allowed(marker, payload)
         if 0xE0 <= marker <= 0xEF or marker == 0xFE:
+            payload = bytes(stream[at + 4 : end])
+            allowed, description = _jpeg_segment_allowed(marker, payload)
             segments.append(CodestreamSegment(marker, at, at + 4, end, allowed, description))
-        in_scan = marker == 0xDA
+        state = "scan" if marker == 0xDA else "header"
         pos = max(end, at + 2)
     return segments
 
@@ -245,14 +258,14 @@ def inspect_codestream(stream: bytes | memoryview) -> list[CodestreamSegment]:
     return []
 
 
-def _encapsulated_items(value: bytes) -> tuple[list[tuple[int, int]], bool]:
+def _encapsulated_items(value: bytes | memoryview) -> tuple[list[tuple[int, int]], bool]:
     """(start, end) of each item's value within an encapsulated Pixel Data value (item 0 is the
     Basic Offset Table), and whether the structure was well formed."""
     items: list[tuple[int, int]] = []
     pos = 0
     size = len(value)
     while pos + 8 <= size:
-        tag = value[pos : pos + 4]
+        tag = bytes(value[pos : pos + 4])
         length = int.from_bytes(value[pos + 4 : pos + 8], "little")
         if tag == b"\xfe\xff\xdd\xe0":  # sequence delimiter
             return items, True
@@ -427,7 +440,11 @@ class _Verifier:
             if base is not None and element.length is not None:
                 self.spans.append((base, base + element.length, label))
             return
-        value = element.value if isinstance(element.value, bytes) else element.raw
+        value: bytes | memoryview | None = (
+            element.value if isinstance(element.value, bytes) else element.raw
+        )
+        if value is None and base is not None:
+            value = memoryview(self.output)[base:]  # the items, read in place: no copy
         if value is None:
             self.findings.add(label, "encapsulated pixel data cannot be read")
             return
@@ -444,7 +461,7 @@ class _Verifier:
         # that follow until the next one that does.
         groups: list[list[int]] = []
         for index, (start, _end) in enumerate(fragments, start=1):
-            head = value[start : start + 2]
+            head = bytes(value[start : start + 2])
             if head in (b"\xff\xd8", b"\xff\x4f") or not groups:
                 groups.append([index])
             else:
