@@ -126,3 +126,19 @@ def test_dates_in_text_all_forms() -> None:
 def test_phone_needles_layouts() -> None:
     needles = phone_needles("+1 (555) 867-5309")
     assert {"5558675309", "555-867-5309", "555.867.5309", "(555) 867-5309"} <= needles
+
+
+def test_numbers_and_uids_in_private_text_are_not_text_identifiers() -> None:
+    original = vs.original()
+    block = original.private_block(0x0011, "ACME_NUMBERS", create=True)
+    block.add_new(0x01, "LO", "-125.2345678")  # a copied slice position
+    block.add_new(0x02, "LO", "1.2.840.10008.5.1.4.1.1.2")  # CT Image Storage
+    block.add_new(0x03, "LO", "1.2.826.0.1.3680043.8.498.77")  # an instance UID
+    block.add_new(0x04, "LO", "20230101")
+    block.add_new(0x05, "LO", "99887766")
+    identifiers = harvest(original=original)
+    every = identifiers.ids | identifiers.texts
+    assert not {"-125.2345678", "2345678", "1.2.840.10008.5.1.4.1.1.2", "20230101"} & every
+    assert "1.2.826.0.1.3680043.8.498.77" in identifiers.uids
+    assert "1.2.840.10008.5.1.4.1.1.2" not in identifiers.uids
+    assert "99887766" in identifiers.ids

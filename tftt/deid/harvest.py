@@ -99,7 +99,8 @@ NAME_NOISE = frozenset(
 COMMON_WORDS = frozenset(
     {
         "ANON", "ANONYMOUS", "ANONYMIZED", "ANONYMISED", "REMOVED", "DUMMY", "UNKNOWN",
-        "REDACTED", "DEIDENTIFIED", "NONE", "NULL", "TFTT", "WITH", "WITHOUT", "FROM", "THAT",
+        "REDACTED", "DEIDENTIFIED", "IDENTIFIED", "NONE", "NULL", "TFTT", "MODIFIED",
+        "UNMODIFIED", "PSEUDONYM", "WITH", "WITHOUT", "FROM", "THAT",
         "THIS", "THESE", "THOSE", "WERE", "WILL", "HAVE", "BEEN", "THAN", "THEN", "THEY",
         "THEIR", "THERE", "WHICH", "WHEN", "WHERE", "WHAT", "ALSO", "INTO", "ONTO", "OVER",
         "UNDER", "ABOUT", "AFTER", "BEFORE", "PLEASE", "NOTE", "SEEN", "SOME", "SUCH", "EACH",
@@ -150,6 +151,8 @@ _DATE_MONTH_DAY = re.compile(
     r"(?<![A-Za-z])([A-Za-z]{3,9})\.?\s+(\d{1,2})(?:st|nd|rd|th)?,?\s+(\d{4})(?!\d)",
     re.IGNORECASE,
 )
+_UID_SHAPE = re.compile(r"[0-9]+(?:\.[0-9]+){3,}")
+_NUMBER_SHAPE = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:E[+-]?[0-9]+)?")
 _PRINTABLE8 = re.compile(rb"[\x20-\x7e\xa0-\xff]{4,}")
 _PRINTABLE16 = re.compile(rb"(?:[\x20-\x7e]\x00){4,}")
 
@@ -481,7 +484,10 @@ def _allowed_words(
 def _distinctive(word: str, allowed: set[str]) -> bool:
     if len(word) < 4 or word in allowed or word in NAME_NOISE:
         return False
-    return not (word.isdigit() and len(word) < 6)
+    if word.isdigit():
+        # short numbers are not distinctive; an 8-digit date is harvested as a date instead
+        return len(word) >= 6 and not (len(word) == 8 and _dicom_date(word) is not None)
+    return True
 
 
 def _id_like(text: str) -> bool:
@@ -549,10 +555,17 @@ def _assemble(
         text = normalise(value)
         if not text:
             continue
+        if _UID_SHAPE.fullmatch(text):  # a UID written in a text or private value
+            collector.uids.add(text)
+            continue
         if is_id:
             if _usable_id(text):
                 ids.add(text)
             continue
+        if _NUMBER_SHAPE.fullmatch(text) and not (text.isdigit() and len(text) >= 6):
+            continue  # a measurement, not an identifier (vendors copy them into private tags)
+        if _dicom_date(text) is not None and len(text) == 8:
+            continue  # a date: harvested in all its forms below
         words = words_of(text)
         for word in words:
             if _distinctive(word, allowed):
