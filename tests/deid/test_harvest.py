@@ -142,3 +142,13 @@ def test_numbers_and_uids_in_private_text_are_not_text_identifiers() -> None:
     assert "1.2.826.0.1.3680043.8.498.77" in identifiers.uids
     assert "1.2.840.10008.5.1.4.1.1.2" not in identifiers.uids
     assert "99887766" in identifiers.ids
+
+
+def test_pixel_data_and_standard_binary_values_are_not_harvested_as_text() -> None:
+    original = vs.original()
+    original.PixelData = b"\x01ZXQWERTYUIOP\x02" * 2 + bytes(4)
+    original.RedPaletteColorLookupTableData = b"\x01PLMOKNIJB\x02\x00"
+    identifiers = harvest(original=original)
+    every = identifiers.texts | identifiers.ids
+    assert not any("ZXQWERTY" in t or "PLMOKNIJB" in t for t in every)
+    assert "PUMPERNICKEL" in identifiers.texts  # private blobs still are

@@ -537,3 +537,18 @@ def test_shipped_profiles_accept_a_clean_output_and_catch_a_leak(name: str) -> N
     out.ImageComments = "Quixote"
     with pytest.raises(ResidualPHIError, match="contains harvested person name"):
         verify_output(identifiers, vs.to_bytes(out), vs.file_name_of(out), profile, table, keep)
+
+
+def test_short_needles_are_not_searched_in_standard_binary_values() -> None:
+    original = vs.original()
+    original.PatientName = "LEEWARDSON^ANN"
+    identifiers = harvest(original=original)
+    out = vs.clean_output()
+    out.ICCProfile = b"\x00\x01ann\x02" + bytes(3)  # binary, kept by the keep list
+    verify(out, identifiers=identifiers)
+    out.ICCProfile = b"\x00\x01Leewardson\x02"  # a long needle is still found
+    expect_findings(
+        out,
+        "(0028,2000) ICCProfile: contains harvested person name",
+        identifiers=identifiers,
+    )

@@ -125,6 +125,7 @@ ID_KEYWORDS = frozenset(
 )  # fmt: skip
 
 BIRTH_DATE_TAG = 0x00100030
+_PIXEL_TAGS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010})
 MEDIA_STORAGE_SOP_INSTANCE_UID = 0x00020003
 _FILE_META_IDENTITY = (0x00020016, 0x00020017, 0x00020018, 0x00020026, 0x00020027, 0x00020028)
 _TEXT_VRS = frozenset({"AE", "LO", "LT", "SH", "ST", "UC", "UR", "UT"})
@@ -383,9 +384,9 @@ class _Collector:
         in_mark_code: bool = False,
     ) -> None:
         encoding = character_set(ds, encoding)
-        for element in iter_elements(ds, encoding):
-            if element.tag == 0x00080005:
-                continue
+        for element in iter_elements(ds, encoding, defer=_PIXEL_TAGS):
+            if element.tag == 0x00080005 or element.tag in _PIXEL_TAGS:
+                continue  # pixels are cleaned and checked elsewhere, never harvested as text
             creator = None
             if is_private_creator(element.tag) and element.value is not None:
                 creator = text_of(element.value).strip()
@@ -414,7 +415,7 @@ class _Collector:
         value = element.value
         kept = presence is Presence.RETAINED
         if element.error or value is None:
-            if element.raw and not kept:
+            if element.raw and not kept and is_private(element.tag):
                 self.removed.append((printable_text(element.raw), False))
             return
         if vr == "PN":
@@ -445,8 +446,13 @@ class _Collector:
             return
         if vr in _TEXT_VRS:
             text = text_of(value)
-        elif vr in BINARY_TEXTLIKE_VRS and isinstance(value, bytes):
-            text = printable_text(value)
+        elif (
+            vr in BINARY_TEXTLIKE_VRS
+            and isinstance(value, bytes)
+            and not kept
+            and (is_private(element.tag) or vr == "UN")
+        ):
+            text = printable_text(value)  # readable runs of a private or unknown blob
         else:
             return
         if kept or (presence is Presence.CLEANED and policy is DescriptorPolicy.CHECKED):

@@ -288,7 +288,8 @@ class _Verifier:
         self.profile = profile
         self.view = view
         self.findings = _Findings()
-        self.pieces: list[tuple[str, bytes]] = []
+        self.pieces: list[tuple[str, bytes]] = []  # text and private/unknown values
+        self.binary: list[tuple[str, bytes]] = []  # standard binary values: long needles only
         self.spans: list[tuple[int, int, str]] = []
         self.elements = 0
         self.items = 0
@@ -355,10 +356,12 @@ class _Verifier:
                 continue
             self._value(element, label)
 
-    def _add_piece(self, label: str, data: bytes, element: ElementView | None = None) -> None:
+    def _add_piece(
+        self, label: str, data: bytes, element: ElementView | None = None, *, binary: bool = False
+    ) -> None:
         if not data:
             return
-        self.pieces.append((label, data))
+        (self.binary if binary else self.pieces).append((label, data))
         if element is not None and element.raw is not None and element.value_tell is not None:
             self.spans.append(
                 (element.value_tell, element.value_tell + len(element.raw), label)
@@ -380,10 +383,13 @@ class _Verifier:
             self._add_piece(label, decoded, element)
             if element.raw is not None and element.raw.rstrip(b"\x00 ") != decoded.rstrip(b" "):
                 self.pieces.append((label, element.raw))
-        elif isinstance(value, bytes):
-            self._add_piece(label, value, element)
-        elif vr in BINARY_TEXTLIKE_VRS and element.raw:
-            self._add_piece(label, element.raw, element)
+        elif isinstance(value, bytes) or (vr in BINARY_TEXTLIKE_VRS and element.raw):
+            data = value if isinstance(value, bytes) else element.raw
+            assert data is not None
+            # Binary values of standard attributes (LUTs, ICC profiles, waveforms) are searched
+            # for long needles only: three letters between two non-letters are common there.
+            standard = not is_private(element.tag) and vr != "UN"
+            self._add_piece(label, data, element, binary=standard)
 
     # ----- specific checks ---------------------------------------------------------------
     def _check_uids(self, value: Any, label: str) -> None:
@@ -488,23 +494,22 @@ class _Verifier:
 
     # ----- scanning ----------------------------------------------------------------------
     def scan_pieces(self) -> None:
-        if not self.pieces:
-            return
-        starts: list[int] = []
-        chunks: list[bytes] = []
-        total = 0
-        for _label, data in self.pieces:
-            starts.append(total)
-            chunks.append(data)
-            total += len(data) + len(_PIECE_SEPARATOR)
-        buffer = _PIECE_SEPARATOR.join(chunks)
-        needles = self.identifiers.needles
-        for hit in needles.search(buffer, short=True):
-            label = self.pieces[bisect.bisect_right(starts, hit.offset) - 1][0]
-            self.findings.add(label, f"contains harvested {hit.category}")
-        for match in _EMAIL.finditer(buffer):
-            label = self.pieces[bisect.bisect_right(starts, match.start()) - 1][0]
-            self.findings.add(label, "contains an e-mail address")
+        for pieces, short in ((self.pieces, True), (self.binary, False)):
+            if not pieces:
+                continue
+            starts: list[int] = []
+            total = 0
+            for _label, data in pieces:
+                starts.append(total)
+                total += len(data) + len(_PIECE_SEPARATOR)
+            buffer = _PIECE_SEPARATOR.join(data for _label, data in pieces)
+            for hit in self.identifiers.needles.search(buffer, short=short):
+                label = pieces[bisect.bisect_right(starts, hit.offset) - 1][0]
+                self.findings.add(label, f"contains harvested {hit.category}")
+            if short:
+                for match in _EMAIL.finditer(buffer):
+                    label = pieces[bisect.bisect_right(starts, match.start()) - 1][0]
+                    self.findings.add(label, "contains an e-mail address")
 
     def scan_raw(self) -> None:
         self.spans.sort()
