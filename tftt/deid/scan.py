@@ -106,7 +106,7 @@ _DIGITS = frozenset(b"0123456789")
 _TOKEN8 = re.compile(rb"[A-Za-z0-9\x80-\xff]+")
 _TOKEN16 = re.compile(rb"(?:[A-Za-z0-9]\x00)+")
 
-_CHUNK = 1 << 22  # bytes per vectorised block (bounded temporary memory)
+_CHUNK = 1 << 20  # bytes per vectorised block: temporaries stay around 10 MB
 
 
 def _forms(text: str, encoding: str) -> frozenset[bytes]:
@@ -190,17 +190,24 @@ def _long_candidates(
             text = (cls & 1).view(bool)
             w2 = text[: n - 1] & text[1:n]  # p, p+1
             w4 = w2[: n - 3] & w2[2 : n - 1]  # p .. p+3
+            del text, w2
             starts = np.flatnonzero(w4[:_CHUNK])
+            del w4
             if starts.size:
                 found8.extend(int(p) + start for p in long8.exact(window, starts))
         if long16.keys.size and n >= 12:
-            unit = cls[: n - 1] & (cls[1:n] >> 1)  # bit 1: a (low, high) unit at p
-            unit &= 2
+            unit = cls[1:n] >> 1
+            unit &= cls[: n - 1]
+            unit &= 2  # bit 1: a (low, high) UTF-16 unit starts at p
             units = unit.astype(bool)
+            del unit
             u2 = units[: n - 3] & units[2 : n - 1]  # p, p+2
+            del units
             u4 = u2[: n - 7] & u2[4 : n - 3]  # p .. p+6
             u6 = u4[: n - 11] & u2[8 : n - 3]  # p .. p+10
+            del u2, u4
             starts = np.flatnonzero(u6[:_CHUNK])
+            del u6
             if starts.size:
                 found16.extend(int(p) + start for p in long16.exact(window, starts))
     return found8, found16
