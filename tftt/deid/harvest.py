@@ -12,7 +12,7 @@ collects:
   4 if all digits) and ID-like values (no space, a digit, at least 4 characters) of removed
   text attributes.
 - **removed text**: every text value (LO, SH, LT, ST, UT, UC, AE, UR; printable runs of
-  OB/OW/UN private or unknown values) of an attribute that the profile removes or replaces
+  private or unknown OB/OW/UN values) of an attribute that the profile removes or replaces
   (X, Z, D, U and the combined codes, everything inside a removed or replaced sequence, private
   attributes, attributes neither in the table nor in the keep list): the whole value (4 to 256
   characters) when it has a word that could not legitimately remain, and its *distinctive*
@@ -20,7 +20,10 @@ collects:
   :data:`COMMON_WORDS`, not in the descriptor vocabulary, and not a word of any text the profile
   keeps (a word the output may legitimately hold cannot prove a leak). Cleaned (C) text under the
   vocabulary policy gives its out-of-vocabulary distinctive words; under the ``checked`` policy
-  it counts as kept.
+  it counts as kept. A whole value that is a number (vendors copy measurements into private
+  tags) is not harvested unless it is an integer of 6+ digits; one shaped like a UID goes to the
+  UIDs, one that is a date to the dates. Pixel data and standard binary values (LUTs, ICC
+  profiles) are never read as text.
 - **dates** in every common written form (:func:`date_forms`), from every DA and DT value
   (except those the profile keeps as they are) and from dates written inside removed or cleaned
   text: ``YYYYMMDD``, ``YYYY-MM-DD``, ``YYYY.MM.DD``, ``YYYY/MM/DD``, ``MM/DD/YYYY``,
