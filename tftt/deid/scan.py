@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 from pydicom.charset import convert_encodings, decode_bytes, default_encoding
-from pydicom.datadict import dictionary_keyword
+from pydicom.datadict import dictionary_keyword, dictionary_VR
 from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_element
 from pydicom.dataset import Dataset
 from pydicom.filereader import read_deferred_data_element
@@ -460,8 +460,10 @@ def view_element(
                 item = read_deferred_data_element(ds.fileobj_type, source, ds.timestamp, item)
             except Exception:
                 return ElementView(tag, vr, keyword, None, None, error=True, **common)
-        if item.VR is not None and isinstance(item.value, bytes) and item.VR != "SQ":
-            return _view_raw_value(item, tag, keyword, encoding)
+        if isinstance(item.value, bytes):
+            vr_known = str(item.VR) if item.VR is not None else _implicit_vr(tag)
+            if vr_known is not None and vr_known != "SQ":
+                return _view_raw_value(item, tag, keyword, encoding, vr_known)
         raw = item.value if isinstance(item.value, bytes) else None
         try:
             element = convert_raw_data_element(item, encoding=encoding, ds=ds)
@@ -487,12 +489,33 @@ _PN_DELIMITERS = {0x5C, 0x3D, 0x5E}
 _DELIMITERS = {0x5C}
 
 
+def _implicit_vr(tag: int) -> str | None:
+    """The VR of an implicit-VR element from the dictionary: ``None`` for a sequence (pydicom
+    parses those), ``UN`` for private data and unknown tags, ``OB`` for an ambiguous VR (the
+    value then stays raw bytes)."""
+    if (tag >> 16) & 1:
+        return "LO" if 0x0010 <= (tag & 0xFFFF) <= 0x00FF else "UN"
+    if tag & 0xFFFF == 0:
+        return "UL"
+    try:
+        vr = str(dictionary_VR(tag))
+    except KeyError:
+        return "UN"
+    if vr == "SQ":
+        return None
+    return "OB" if " or " in vr else vr
+
+
 def _view_raw_value(
-    item: RawDataElement, tag: int, keyword: str, encoding: str | list[str] | None
+    item: RawDataElement,
+    tag: int,
+    keyword: str,
+    encoding: str | list[str] | None,
+    vr: str,
 ) -> ElementView:
-    """Fast path for an explicit-VR value read from a file: text is decoded with the character
-    set (no pydicom value objects, no validation), numbers and binary stay as raw bytes."""
-    vr = str(item.VR)
+    """Fast path for a value read from a file: text is decoded with the character set (no
+    pydicom value objects, no validation warnings that would quote the value), numbers and
+    binary stay as raw bytes."""
     raw = item.value
     assert isinstance(raw, bytes)
     undefined = item.length == 0xFFFFFFFF
