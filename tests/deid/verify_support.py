@@ -100,7 +100,7 @@ KEEP = [
     ("CodingSchemeDesignator", "0008,0102"), ("CodeMeaning", "0008,0104"),
     ("SharedFunctionalGroupsSequence", "5200,9229"), ("FrameAnatomySequence", "0020,9071"),
     ("AnatomicRegionSequence", "0008,2218"), ("FrameLaterality", "0020,9072"),
-    ("LossyImageCompression", "0028,2110"),
+    ("LossyImageCompression", "0028,2110"), ("ICCProfile", "0028,2000"),
 ]  # fmt: skip
 
 

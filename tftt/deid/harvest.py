@@ -12,7 +12,7 @@ collects:
   4 if all digits) and ID-like values (no space, a digit, at least 4 characters) of removed
   text attributes.
 - **removed text**: every text value (LO, SH, LT, ST, UT, UC, AE, UR; printable runs of
-  OB/OW/UN private or unknown values) of an attribute that the profile removes or replaces
+  private or unknown OB/OW/UN values) of an attribute that the profile removes or replaces
   (X, Z, D, U and the combined codes, everything inside a removed or replaced sequence, private
   attributes, attributes neither in the table nor in the keep list): the whole value (4 to 256
   characters) when it has a word that could not legitimately remain, and its *distinctive*
@@ -20,7 +20,10 @@ collects:
   :data:`COMMON_WORDS`, not in the descriptor vocabulary, and not a word of any text the profile
   keeps (a word the output may legitimately hold cannot prove a leak). Cleaned (C) text under the
   vocabulary policy gives its out-of-vocabulary distinctive words; under the ``checked`` policy
-  it counts as kept.
+  it counts as kept. A whole value that is a number (vendors copy measurements into private
+  tags) is not harvested unless it is an integer of 6+ digits; one shaped like a UID goes to the
+  UIDs, one that is a date to the dates. Pixel data and standard binary values (LUTs, ICC
+  profiles) are never read as text.
 - **dates** in every common written form (:func:`date_forms`), from every DA and DT value
   (except those the profile keeps as they are) and from dates written inside removed or cleaned
   text: ``YYYYMMDD``, ``YYYY-MM-DD``, ``YYYY.MM.DD``, ``YYYY/MM/DD``, ``MM/DD/YYYY``,
@@ -57,6 +60,7 @@ from tftt.deid.retention import (
     RuleView,
     is_private,
     is_private_creator,
+    rule_view,
 )
 from tftt.deid.rules import (
     CID_7050,
@@ -98,7 +102,8 @@ NAME_NOISE = frozenset(
 COMMON_WORDS = frozenset(
     {
         "ANON", "ANONYMOUS", "ANONYMIZED", "ANONYMISED", "REMOVED", "DUMMY", "UNKNOWN",
-        "REDACTED", "DEIDENTIFIED", "NONE", "NULL", "TFTT", "WITH", "WITHOUT", "FROM", "THAT",
+        "REDACTED", "DEIDENTIFIED", "IDENTIFIED", "NONE", "NULL", "TFTT", "MODIFIED",
+        "UNMODIFIED", "PSEUDONYM", "WITH", "WITHOUT", "FROM", "THAT",
         "THIS", "THESE", "THOSE", "WERE", "WILL", "HAVE", "BEEN", "THAN", "THEN", "THEY",
         "THEIR", "THERE", "WHICH", "WHEN", "WHERE", "WHAT", "ALSO", "INTO", "ONTO", "OVER",
         "UNDER", "ABOUT", "AFTER", "BEFORE", "PLEASE", "NOTE", "SEEN", "SOME", "SUCH", "EACH",
@@ -123,7 +128,9 @@ ID_KEYWORDS = frozenset(
 )  # fmt: skip
 
 BIRTH_DATE_TAG = 0x00100030
+_PIXEL_TAGS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010})
 MEDIA_STORAGE_SOP_INSTANCE_UID = 0x00020003
+_FILE_META_IDENTITY = (0x00020016, 0x00020017, 0x00020018, 0x00020026, 0x00020027, 0x00020028)
 _TEXT_VRS = frozenset({"AE", "LO", "LT", "SH", "ST", "UC", "UR", "UT"})
 _MAX_WHOLE_VALUE = 256
 
@@ -148,6 +155,8 @@ _DATE_MONTH_DAY = re.compile(
     r"(?<![A-Za-z])([A-Za-z]{3,9})\.?\s+(\d{1,2})(?:st|nd|rd|th)?,?\s+(\d{4})(?!\d)",
     re.IGNORECASE,
 )
+_UID_SHAPE = re.compile(r"[0-9]+(?:\.[0-9]+){3,}")
+_NUMBER_SHAPE = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:E[+-]?[0-9]+)?")
 _PRINTABLE8 = re.compile(rb"[\x20-\x7e\xa0-\xff]{4,}")
 _PRINTABLE16 = re.compile(rb"(?:[\x20-\x7e]\x00){4,}")
 
@@ -378,9 +387,9 @@ class _Collector:
         in_mark_code: bool = False,
     ) -> None:
         encoding = character_set(ds, encoding)
-        for element in iter_elements(ds, encoding):
-            if element.tag == 0x00080005:
-                continue
+        for element in iter_elements(ds, encoding, defer=_PIXEL_TAGS):
+            if element.tag == 0x00080005 or element.tag in _PIXEL_TAGS:
+                continue  # pixels are cleaned and checked elsewhere, never harvested as text
             creator = None
             if is_private_creator(element.tag) and element.value is not None:
                 creator = text_of(element.value).strip()
@@ -409,7 +418,7 @@ class _Collector:
         value = element.value
         kept = presence is Presence.RETAINED
         if element.error or value is None:
-            if element.raw and not kept:
+            if element.raw and not kept and is_private(element.tag):
                 self.removed.append((printable_text(element.raw), False))
             return
         if vr == "PN":
@@ -440,8 +449,13 @@ class _Collector:
             return
         if vr in _TEXT_VRS:
             text = text_of(value)
-        elif vr in BINARY_TEXTLIKE_VRS and isinstance(value, bytes):
-            text = printable_text(value)
+        elif (
+            vr in BINARY_TEXTLIKE_VRS
+            and isinstance(value, bytes)
+            and not kept
+            and (is_private(element.tag) or vr == "UN")
+        ):
+            text = printable_text(value)  # readable runs of a private or unknown blob
         else:
             return
         if kept or (presence is Presence.CLEANED and policy is DescriptorPolicy.CHECKED):
@@ -479,7 +493,10 @@ def _allowed_words(
 def _distinctive(word: str, allowed: set[str]) -> bool:
     if len(word) < 4 or word in allowed or word in NAME_NOISE:
         return False
-    return not (word.isdigit() and len(word) < 6)
+    if word.isdigit():
+        # short numbers are not distinctive; an 8-digit date is harvested as a date instead
+        return len(word) >= 6 and not (len(word) == 8 and _dicom_date(word) is not None)
+    return True
 
 
 def _id_like(text: str) -> bool:
@@ -515,23 +532,18 @@ def harvest_identifiers(
         keep_list = load_keep_list(profile.keep_list)
     if vocabulary is None and profile.descriptors is DescriptorPolicy.VOCABULARY:
         vocabulary = load_vocabulary()
-    view = RuleView(profile, table, keep_list, safe_private)
+    view = rule_view(profile, table, keep_list, safe_private)
     collector = _Collector(view)
 
     file_meta = getattr(original, "file_meta", None)
     if file_meta is not None:
-        meta_uid = file_meta.get_item(MEDIA_STORAGE_SOP_INSTANCE_UID)
-        if meta_uid is not None:
-            raw = meta_uid.value
-            text = raw.decode("latin-1") if isinstance(raw, bytes) else str(raw)
-            if text.strip("\x00 "):
-                collector.uids.add(text.strip("\x00 "))
-        for tag in (0x00020016, 0x00020017, 0x00020018, 0x00020026, 0x00020027, 0x00020028):
-            item = file_meta.get_item(tag)
-            if item is not None and item.value:
-                raw = item.value
-                text = raw.decode("latin-1") if isinstance(raw, bytes) else str(raw)
-                collector.removed.append((text, False))
+        meta_uid = view_element(file_meta, MEDIA_STORAGE_SOP_INSTANCE_UID, None)
+        if meta_uid is not None and text_of(meta_uid.value).strip("\x00 "):
+            collector.uids.add(text_of(meta_uid.value).strip("\x00 "))
+        for tag in _FILE_META_IDENTITY:  # source/sending/receiving AE titles and addresses
+            element = view_element(file_meta, tag, None)
+            if element is not None and element.value:
+                collector.removed.append((text_of(element.value), False))
     collector.walk(original, None, removed=False)
     return _assemble(collector, profile, vocabulary)
 
@@ -552,10 +564,17 @@ def _assemble(
         text = normalise(value)
         if not text:
             continue
+        if _UID_SHAPE.fullmatch(text):  # a UID written in a text or private value
+            collector.uids.add(text)
+            continue
         if is_id:
             if _usable_id(text):
                 ids.add(text)
             continue
+        if _NUMBER_SHAPE.fullmatch(text) and not (text.isdigit() and len(text) >= 6):
+            continue  # a measurement, not an identifier (vendors copy them into private tags)
+        if _dicom_date(text) is not None and len(text) == 8:
+            continue  # a date: harvested in all its forms below
         words = words_of(text)
         for word in words:
             if _distinctive(word, allowed):

@@ -337,3 +337,30 @@ def tag_text(tag: int | BaseTag) -> str:
     """``(GGGG,EEEE)`` upper-case."""
     value = int(tag)
     return f"({value >> 16:04X},{value & 0xFFFF:04X})"
+
+
+_VIEW_CACHE: dict[tuple[int, int, int, int], tuple[tuple[object, ...], RuleView]] = {}
+_VIEW_CACHE_SIZE = 16
+
+
+def rule_view(
+    profile: Profile,
+    table: ConfidentialityTable,
+    keep_list: KeepList,
+    safe_private: SafePrivateTags | None = None,
+) -> RuleView:
+    """A :class:`RuleView`, reused while the same rule objects are passed (they are frozen).
+
+    The cache is keyed by object identity and keeps the objects alive, so an identity is never
+    reused for different rules while its entry exists.
+    """
+    objects = (profile, table, keep_list, safe_private)
+    key = (id(profile), id(table), id(keep_list), id(safe_private))
+    cached = _VIEW_CACHE.get(key)
+    if cached is not None and all(a is b for a, b in zip(cached[0], objects, strict=True)):
+        return cached[1]
+    view = RuleView(profile, table, keep_list, safe_private)
+    if len(_VIEW_CACHE) >= _VIEW_CACHE_SIZE:
+        _VIEW_CACHE.pop(next(iter(_VIEW_CACHE)))
+    _VIEW_CACHE[key] = (objects, view)
+    return view

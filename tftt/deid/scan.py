@@ -18,11 +18,12 @@ Matching rules (documented because they decide false positives and misses):
   harvested UID is still found when something is appended to it (``<uid>.1``) or prefixed
   (``<root>.<uid>``).
 
-Long needles are found without a regular expression: a vectorised first pass hashes the first
-4 bytes (8 bytes for UTF-16) at every offset (numpy views at each alignment, case folded with
-``| 0x20``) against a bit table of needle prefixes, keeps exact prefix hits, and only those few
-positions are compared in Python. Short needles are whole tokens, so the buffer is split into
-tokens by one regular expression and each token looked up in a dict.
+Long needles are found without a regular expression, at about the speed of one
+``bytes.translate`` (see :func:`_long_candidates`): bytes are classified, offsets where a run of
+needle characters starts are marked with a few vectorised ANDs, the first 4 bytes (8 for UTF-16)
+at those offsets are compared with the needles' prefixes, and only exact prefix hits are
+compared in Python. Short needles are whole tokens, so the buffer is split into tokens by one
+regular expression and each token looked up in a dict.
 
 :func:`iter_elements` reads a dataset's elements without converting (changing) the dataset.
 """
@@ -36,10 +37,11 @@ from enum import StrEnum
 from typing import Any
 
 import numpy as np
-from pydicom.charset import convert_encodings
-from pydicom.datadict import dictionary_keyword
+from pydicom.charset import convert_encodings, decode_bytes, default_encoding
+from pydicom.datadict import dictionary_keyword, dictionary_VR
 from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_element
 from pydicom.dataset import Dataset
+from pydicom.filereader import read_deferred_data_element
 from pydicom.valuerep import PersonName
 
 LONG_NEEDLE = 6
@@ -104,8 +106,7 @@ _DIGITS = frozenset(b"0123456789")
 _TOKEN8 = re.compile(rb"[A-Za-z0-9\x80-\xff]+")
 _TOKEN16 = re.compile(rb"(?:[A-Za-z0-9]\x00)+")
 
-_HASH_BITS = 20
-_CHUNK = 1 << 22  # bytes per vectorised block (bounded temporary memory)
+_CHUNK = 1 << 20  # bytes per vectorised block: temporaries stay around 10 MB
 
 
 def _forms(text: str, encoding: str) -> frozenset[bytes]:
@@ -118,69 +119,98 @@ def _forms(text: str, encoding: str) -> frozenset[bytes]:
     return frozenset(out)
 
 
-class _PrefixIndex:
-    """Vectorised candidate search on the first ``width`` bytes of each long needle form."""
+def _gather(window: np.ndarray, positions: np.ndarray, width: int) -> np.ndarray:
+    """Little-endian integers of ``width`` bytes at ``positions`` of a uint8 array."""
+    keys = np.zeros(positions.size, dtype=np.uint64)
+    for i in range(width):
+        byte = window[positions + i].astype(np.uint64)
+        keys = np.bitwise_or(keys, np.left_shift(byte, np.uint64(8 * i)))
+    return keys
 
-    def __init__(self, width: int) -> None:
-        self.width = width
-        self.dtype = np.dtype("<u4") if width == 4 else np.dtype("<u8")
-        if width == 4:
-            self.mask: Any = np.uint32(0x20202020)
-            self.mul: Any = np.uint32(0x9E3779B1)
-            self.shift: Any = np.uint32(32 - _HASH_BITS)
-        else:
-            self.mask = np.uint64(0x2020202020202020)
-            self.mul = np.uint64(0x9E3779B97F4A7C15)
-            self.shift = np.uint64(64 - _HASH_BITS)
+
+class _LongIndex:
+    """Long needle forms of one kind (8-bit text or UTF-16-LE), keyed by their first
+    ``width`` bytes folded with ``| 0x20``."""
+
+    def __init__(self, utf16: bool) -> None:
+        self.utf16 = utf16
+        self.width = 8 if utf16 else 4
         self.entries: dict[int, list[_Entry]] = {}
-        self.table = np.zeros(1 << _HASH_BITS, dtype=bool)
-        self.keys = np.zeros(0, dtype=self.dtype)
+        self.keys = np.zeros(0, dtype=np.uint64)
+        self.letters: set[int] = set()  # bytes (or UTF-16 low bytes) found in the forms
+        self.highs: set[int] = {0}  # UTF-16 high bytes found in the forms
 
     def key_of(self, prefix: bytes) -> int:
-        folded = bytes(b | 0x20 for b in prefix)
-        return int.from_bytes(folded, "little")
+        fold = 0x2020202020202020 if self.width == 8 else 0x20202020
+        return int.from_bytes(prefix, "little") | fold
 
     def add(self, entry: _Entry) -> None:
         for form in entry.forms:
             key = self.key_of(form[: self.width])
             bucket = self.entries.setdefault(key, [])
-            if entry not in bucket:
+            if not any(other is entry for other in bucket):
                 bucket.append(entry)
+            self.letters.update(form[::2] if self.utf16 else form)
+            if self.utf16:
+                self.highs.update(form[1::2])
 
     def freeze(self) -> None:
-        self.keys = np.array(sorted(self.entries), dtype=self.dtype)
-        if self.keys.size:
-            self.table[self._hash(self.keys)] = True
+        self.keys = np.array(sorted(self.entries), dtype=np.uint64)
+        self.letters |= {b | 0x20 for b in self.letters if 0x41 <= b <= 0x5A}
 
-    def _hash(self, keys: np.ndarray) -> np.ndarray:
-        hashed = keys * self.mul
-        hashed >>= self.shift
-        return hashed
+    def exact(self, window: np.ndarray, starts: np.ndarray) -> np.ndarray:
+        """The ``starts`` whose folded first ``width`` bytes are a needle prefix."""
+        keys = _gather(window, starts, self.width)
+        keys |= np.uint64(0x2020202020202020 if self.width == 8 else 0x20202020)
+        index = np.searchsorted(self.keys, keys)
+        index[index == self.keys.size] = 0
+        return starts[self.keys[index] == keys]
 
-    def candidates(self, data: bytes | memoryview) -> list[int]:
-        """Offsets whose folded first ``width`` bytes equal some needle prefix, ascending."""
-        if not self.keys.size:
-            return []
-        size = len(data)
-        width = self.width
-        found: list[np.ndarray] = []
-        for start in range(0, size, _CHUNK):
-            last = min(start + _CHUNK - 1, size - width)
-            for align in range(width):
-                first = start + align
-                if first > last:
-                    break
-                count = (last - first) // width + 1
-                folded = np.frombuffer(data, dtype=self.dtype, count=count, offset=first)
-                folded = folded | self.mask
-                hits = np.flatnonzero(self.table[self._hash(folded)])
-                if hits.size:
-                    exact = hits[np.isin(folded[hits], self.keys)]
-                    if exact.size:
-                        found.append(first + width * exact)
-        if not found:
-            return []
-        return sorted(int(p) for p in np.concatenate(found))
+
+def _long_candidates(
+    data: bytes | memoryview, long8: _LongIndex, long16: _LongIndex, classes: bytes
+) -> tuple[list[int], list[int]]:
+    """Offsets where a long 8-bit / UTF-16 needle form may start (exact prefix), ascending.
+
+    One ``bytes.translate`` per block classifies every byte (bit 0: occurs in an 8-bit needle
+    form; bit 1: occurs as the low byte of a UTF-16 needle character; bit 2: zero or the high
+    byte of one). A few boolean ANDs then mark
+    where 4 such bytes, or 6 such UTF-16 units, start; only those offsets have their prefix
+    compared (vectorised) with the needles'. Pixel data rarely has such runs.
+    """
+    found8: list[int] = []
+    found16: list[int] = []
+    view = data if isinstance(data, bytes) else memoryview(data).cast("B")
+    for start in range(0, len(data), _CHUNK):
+        block = bytes(view[start : start + _CHUNK + 11])
+        cls = np.frombuffer(block.translate(classes), dtype=np.uint8)
+        window = np.frombuffer(block, dtype=np.uint8)
+        n = cls.size
+        if long8.keys.size and n >= 4:
+            text = (cls & 1).view(bool)
+            w2 = text[: n - 1] & text[1:n]  # p, p+1
+            w4 = w2[: n - 3] & w2[2 : n - 1]  # p .. p+3
+            del text, w2
+            starts = np.flatnonzero(w4[:_CHUNK])
+            del w4
+            if starts.size:
+                found8.extend(int(p) + start for p in long8.exact(window, starts))
+        if long16.keys.size and n >= 12:
+            unit = cls[1:n] >> 1
+            unit &= cls[: n - 1]
+            unit &= 2  # bit 1: a (low, high) UTF-16 unit starts at p
+            units = unit.astype(bool)
+            del unit
+            u2 = units[: n - 3] & units[2 : n - 1]  # p, p+2
+            del units
+            u4 = u2[: n - 7] & u2[4 : n - 3]  # p .. p+6
+            u6 = u4[: n - 11] & u2[8 : n - 3]  # p .. p+10
+            del u2, u4
+            starts = np.flatnonzero(u6[:_CHUNK])
+            del u6
+            if starts.size:
+                found16.extend(int(p) + start for p in long16.exact(window, starts))
+    return found8, found16
 
 
 class NeedleSet:
@@ -192,8 +222,8 @@ class NeedleSet:
 
     def __init__(self, needles: Mapping[str, Category]) -> None:
         self._count = 0
-        self._long8 = _PrefixIndex(4)
-        self._long16 = _PrefixIndex(8)
+        self._long8 = _LongIndex(utf16=False)
+        self._long16 = _LongIndex(utf16=True)
         self._short8: dict[bytes, list[_Entry]] = {}
         self._short16: dict[bytes, list[_Entry]] = {}
         irregular: list[tuple[bytes, _Entry]] = []
@@ -202,7 +232,8 @@ class NeedleSet:
                 continue
             self._count += 1
             word = len(text) < LONG_NEEDLE
-            for encoding in (*ENCODINGS_8BIT, UTF16):
+            encodings = ("latin-1", UTF16) if text.isascii() else (*ENCODINGS_8BIT, UTF16)
+            for encoding in encodings:
                 forms = _forms(text, encoding)
                 if not forms:
                     continue
@@ -233,6 +264,12 @@ class NeedleSet:
                         irregular.extend((form, entry) for form in same)
         self._long8.freeze()
         self._long16.freeze()
+        self._classes = bytes(
+            (1 if i in self._long8.letters else 0)
+            | (2 if i in self._long16.letters else 0)
+            | (4 if i in self._long16.highs else 0)
+            for i in range(256)
+        )
         self._irregular = {form: entry for form, entry in irregular}
         self._irregular_rx: re.Pattern[bytes] | None = None
         if irregular:
@@ -293,9 +330,10 @@ class NeedleSet:
         file bytes and pixel data).
         """
         hits: list[Hit] = []
-        for index in (self._long8, self._long16):
+        found8, found16 = _long_candidates(data, self._long8, self._long16, self._classes)
+        for index, positions in ((self._long8, found8), (self._long16, found16)):
             width = index.width
-            for pos in index.candidates(data):
+            for pos in positions:
                 key = index.key_of(bytes(data[pos : pos + width]))
                 for entry in index.entries.get(key, ()):
                     segment = bytes(data[pos : pos + entry.length]).upper()
@@ -351,8 +389,10 @@ class ElementView:
     """One element as read, without touching the dataset it belongs to.
 
     ``raw`` holds the value bytes as stored in the file when the element had not been converted
-    yet (``None`` otherwise); ``value_tell`` the file offset of the value, when known.
-    ``error`` is True when the value could not be converted (``value`` is then ``None``).
+    yet (``None`` otherwise); ``value_tell`` the file offset of the value and ``length`` its
+    length in the file, when known. ``deferred`` tells that a deferred value was left unread
+    (``value`` is then ``None``). ``error`` is True when the value could not be read or
+    converted (``value`` is then ``None``).
     """
 
     tag: int
@@ -362,12 +402,14 @@ class ElementView:
     raw: bytes | None
     value_tell: int | None
     undefined_length: bool
+    length: int | None = None
+    deferred: bool = False
     error: bool = False
 
 
 def character_set(ds: Dataset, inherited: str | list[str] | None) -> str | list[str] | None:
     """The encodings to decode ``ds``'s text with: its own SpecificCharacterSet, else inherited."""
-    item = ds.get_item(0x00080005)
+    item = ds.get_item(0x00080005, keep_deferred=True)
     if item is None:
         return inherited
     try:
@@ -393,40 +435,117 @@ def keyword_of(tag: int) -> str:
         return ""
 
 
-def view_element(ds: Dataset, tag: int, encoding: str | list[str] | None) -> ElementView | None:
-    """Read one element of ``ds`` without storing the conversion in ``ds``."""
-    item = ds.get_item(tag)
+def view_element(
+    ds: Dataset, tag: int, encoding: str | list[str] | None, *, load_deferred: bool = True
+) -> ElementView | None:
+    """Read one element of ``ds`` without storing the conversion in ``ds``.
+
+    A value whose reading was deferred (``dcmread(defer_size=...)``) is read from the dataset's
+    source, unless ``load_deferred`` is False.
+    """
+    item = ds.get_item(tag, keep_deferred=True)
     if item is None:
         return None
+    keyword = keyword_of(tag)
     if isinstance(item, RawDataElement):
-        raw = item.value if isinstance(item.value, bytes) else None
         undefined = item.length == 0xFFFFFFFF
+        common = {"value_tell": item.value_tell, "undefined_length": undefined,
+                  "length": None if undefined else item.length}  # fmt: skip
+        vr = str(item.VR or "UN")
+        if item.value is None and item.length != 0:
+            if not load_deferred:
+                return ElementView(tag, vr, keyword, None, None, deferred=True, **common)
+            try:
+                source = ds.filename or ds.buffer
+                item = read_deferred_data_element(ds.fileobj_type, source, ds.timestamp, item)
+            except Exception:
+                return ElementView(tag, vr, keyword, None, None, error=True, **common)
+        if isinstance(item.value, bytes):
+            vr_known = str(item.VR) if item.VR is not None else _implicit_vr(tag)
+            if vr_known is not None and vr_known != "SQ":
+                return _view_raw_value(item, tag, keyword, encoding, vr_known)
+        raw = item.value if isinstance(item.value, bytes) else None
         try:
             element = convert_raw_data_element(item, encoding=encoding, ds=ds)
         except Exception:
-            return ElementView(
-                tag, str(item.VR or "UN"), "", None, raw, item.value_tell, undefined, error=True
-            )
-        return ElementView(
-            tag, str(element.VR), keyword_of(tag), element.value, raw, item.value_tell, undefined
-        )
+            return ElementView(tag, vr, keyword, None, raw, error=True, **common)
+        return ElementView(tag, str(element.VR), keyword, element.value, raw, **common)
     if isinstance(item, DataElement):
         return ElementView(
             tag,
             str(item.VR),
-            keyword_of(tag),
+            keyword,
             item.value,
             None,
-            item.file_tell,
-            item.is_undefined_length,
+            value_tell=item.file_tell,
+            undefined_length=item.is_undefined_length,
         )
     return None
 
 
-def iter_elements(ds: Dataset, encoding: str | list[str] | None) -> Iterator[ElementView]:
-    """Every element of ``ds`` (one level), in tag order, without converting ``ds``."""
+_DECODED_TEXT_VRS = frozenset({"LO", "LT", "PN", "SH", "ST", "UC", "UT"})
+_ASCII_TEXT_VRS = frozenset({"AE", "AS", "CS", "DA", "DS", "DT", "IS", "TM", "UI", "UR"})
+_PN_DELIMITERS = {0x5C, 0x3D, 0x5E}
+_DELIMITERS = {0x5C}
+
+
+def _implicit_vr(tag: int) -> str | None:
+    """The VR of an implicit-VR element from the dictionary: ``None`` for a sequence (pydicom
+    parses those), ``UN`` for private data and unknown tags, ``OB`` for an ambiguous VR (the
+    value then stays raw bytes)."""
+    if (tag >> 16) & 1:
+        return "LO" if 0x0010 <= (tag & 0xFFFF) <= 0x00FF else "UN"
+    if tag & 0xFFFF == 0:
+        return "UL"
+    try:
+        vr = str(dictionary_VR(tag))
+    except KeyError:
+        return "UN"
+    if vr == "SQ":
+        return None
+    return "OB" if " or " in vr else vr
+
+
+def _view_raw_value(
+    item: RawDataElement,
+    tag: int,
+    keyword: str,
+    encoding: str | list[str] | None,
+    vr: str,
+) -> ElementView:
+    """Fast path for a value read from a file: text is decoded with the character set (no
+    pydicom value objects, no validation warnings that would quote the value), numbers and
+    binary stay as raw bytes."""
+    raw = item.value
+    assert isinstance(raw, bytes)
+    undefined = item.length == 0xFFFFFFFF
+    value: Any = raw
+    try:
+        if vr in _DECODED_TEXT_VRS:
+            encodings = [encoding] if isinstance(encoding, str) else list(encoding or [])
+            delimiters = _PN_DELIMITERS if vr == "PN" else _DELIMITERS
+            value = decode_bytes(raw, encodings or [default_encoding], delimiters)
+            value = value.rstrip("\x00 ")
+        elif vr in _ASCII_TEXT_VRS:
+            value = raw.decode("latin-1").rstrip("\x00 ")
+    except Exception:
+        return ElementView(tag, vr, keyword, None, raw, item.value_tell, undefined,
+                           None if undefined else item.length, error=True)  # fmt: skip
+    return ElementView(
+        tag, vr, keyword, value, raw, item.value_tell, undefined,
+        None if undefined else item.length,
+    )  # fmt: skip
+
+
+def iter_elements(
+    ds: Dataset, encoding: str | list[str] | None, *, defer: frozenset[int] = frozenset()
+) -> Iterator[ElementView]:
+    """Every element of ``ds`` (one level), in tag order, without converting ``ds``.
+
+    Deferred values of the tags in ``defer`` are left unread.
+    """
     for tag in sorted(int(t) for t in ds.keys()):
-        view = view_element(ds, tag, encoding)
+        view = view_element(ds, tag, encoding, load_deferred=tag not in defer)
         if view is not None:
             yield view
 

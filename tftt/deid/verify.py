@@ -40,7 +40,6 @@ from typing import Any
 
 from pydicom import dcmread
 from pydicom.dataset import Dataset
-from pydicom.errors import InvalidDicomError
 
 from tftt.deid.harvest import Identifiers, harvest_identifiers
 from tftt.deid.retention import (
@@ -49,6 +48,7 @@ from tftt.deid.retention import (
     RuleView,
     is_private,
     is_private_creator,
+    rule_view,
     tag_text,
 )
 from tftt.deid.rules import (
@@ -80,6 +80,7 @@ __all__ = [
 ]
 
 MAX_FINDINGS = 200
+_DEFER_SIZE = 1 << 20
 PIXEL_DATA = 0x7FE00010
 _BULK_PIXEL_TAGS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010})
 _NO_SCAN_VRS = frozenset(
@@ -95,6 +96,7 @@ _PIECE_SEPARATOR = b"\x00\x00\x00\x00"
 
 # JPEG markers: anywhere between segments; after a SOS only FF followed by >= 0x80 (this also
 # holds for JPEG-LS, whose scan data may contain FF followed by a byte below 0x80).
+_JPEG_SOI = re.compile(rb"\xff\xd8")
 _JPEG_MARKER = re.compile(rb"\xff[\x01-\xcf\xd8-\xfe]")
 _JPEG_MARKER_AFTER_SCAN = re.compile(rb"\xff[\x80-\xcf\xd8-\xfe]")
 _OPENJPEG_COMMENT = re.compile(rb"Created by OpenJPEG version [0-9.]+")
@@ -159,19 +161,31 @@ def _jpeg_segment_allowed(marker: int, payload: bytes) -> tuple[bool, str]:
 
 
 def _jpeg_segments(stream: bytes | memoryview) -> list[CodestreamSegment]:
+    """APPn and COM segments of the JPEG frames in ``stream``. Outside a frame (before SOI,
+    after EOI) only a SOI is looked for, so padding after a frame is not parsed as markers."""
     segments: list[CodestreamSegment] = []
     size = len(stream)
     pos = 0
-    in_scan = False
+    state = "outside"
     while pos < size:
-        finder = _JPEG_MARKER_AFTER_SCAN if in_scan else _JPEG_MARKER
+        if state == "outside":
+            soi = _JPEG_SOI.search(stream, pos)
+            if soi is None:
+                break
+            state = "header"
+            pos = soi.end()
+            continue
+        finder = _JPEG_MARKER_AFTER_SCAN if state == "scan" else _JPEG_MARKER
         match = finder.search(stream, pos)
         if match is None:
             break
         at = match.start()
         marker = stream[at + 1]
-        if marker in (0xD8, 0xD9, 0x01) or 0xD0 <= marker <= 0xD7:
-            in_scan = in_scan and marker != 0xD9 and marker != 0xD8
+        if marker == 0xD9:  # EOI
+            state = "outside"
+            pos = at + 2
+            continue
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
             pos = at + 2
             continue
         if at + 4 > size:
@@ -179,11 +193,11 @@ def _jpeg_segments(stream: bytes | memoryview) -> list[CodestreamSegment]:
             break
         length = int.from_bytes(bytes(stream[at + 2 : at + 4]), "big")
         end = min(at + 2 + length, size)
-        payload = bytes(stream[at + 4 : end])
-        allowed, description = _jpeg_segment_allowed(marker, payload)
         if 0xE0 <= marker <= 0xEF or marker == 0xFE:
+            payload = bytes(stream[at + 4 : end])
+            allowed, description = _jpeg_segment_allowed(marker, payload)
             segments.append(CodestreamSegment(marker, at, at + 4, end, allowed, description))
-        in_scan = marker == 0xDA
+        state = "scan" if marker == 0xDA else "header"
         pos = max(end, at + 2)
     return segments
 
@@ -243,14 +257,14 @@ def inspect_codestream(stream: bytes | memoryview) -> list[CodestreamSegment]:
     return []
 
 
-def _encapsulated_items(value: bytes) -> tuple[list[tuple[int, int]], bool]:
+def _encapsulated_items(value: bytes | memoryview) -> tuple[list[tuple[int, int]], bool]:
     """(start, end) of each item's value within an encapsulated Pixel Data value (item 0 is the
     Basic Offset Table), and whether the structure was well formed."""
     items: list[tuple[int, int]] = []
     pos = 0
     size = len(value)
     while pos + 8 <= size:
-        tag = value[pos : pos + 4]
+        tag = bytes(value[pos : pos + 4])
         length = int.from_bytes(value[pos + 4 : pos + 8], "little")
         if tag == b"\xfe\xff\xdd\xe0":  # sequence delimiter
             return items, True
@@ -274,7 +288,8 @@ class _Verifier:
         self.profile = profile
         self.view = view
         self.findings = _Findings()
-        self.pieces: list[tuple[str, bytes]] = []
+        self.pieces: list[tuple[str, bytes]] = []  # text and private/unknown values
+        self.binary: list[tuple[str, bytes]] = []  # standard binary values: long needles only
         self.spans: list[tuple[int, int, str]] = []
         self.elements = 0
         self.items = 0
@@ -294,7 +309,8 @@ class _Verifier:
         meta: bool = False,
     ) -> None:
         encoding = character_set(ds, encoding)
-        for element in iter_elements(ds, encoding):
+        defer = _BULK_PIXEL_TAGS if top else frozenset()
+        for element in iter_elements(ds, encoding, defer=defer):
             tag = element.tag
             private = is_private(tag)
             name = element.keyword or ("private" if private else "unknown")
@@ -340,10 +356,12 @@ class _Verifier:
                 continue
             self._value(element, label)
 
-    def _add_piece(self, label: str, data: bytes, element: ElementView | None = None) -> None:
+    def _add_piece(
+        self, label: str, data: bytes, element: ElementView | None = None, *, binary: bool = False
+    ) -> None:
         if not data:
             return
-        self.pieces.append((label, data))
+        (self.binary if binary else self.pieces).append((label, data))
         if element is not None and element.raw is not None and element.value_tell is not None:
             self.spans.append(
                 (element.value_tell, element.value_tell + len(element.raw), label)
@@ -365,10 +383,13 @@ class _Verifier:
             self._add_piece(label, decoded, element)
             if element.raw is not None and element.raw.rstrip(b"\x00 ") != decoded.rstrip(b" "):
                 self.pieces.append((label, element.raw))
-        elif isinstance(value, bytes):
-            self._add_piece(label, value, element)
-        elif vr in BINARY_TEXTLIKE_VRS and element.raw:
-            self._add_piece(label, element.raw, element)
+        elif isinstance(value, bytes) or (vr in BINARY_TEXTLIKE_VRS and element.raw):
+            data = value if isinstance(value, bytes) else element.raw
+            assert data is not None
+            # Binary values of standard attributes (LUTs, ICC profiles, waveforms) are searched
+            # for long needles only: three letters between two non-letters are common there.
+            standard = not is_private(element.tag) and vr != "UN"
+            self._add_piece(label, data, element, binary=standard)
 
     # ----- specific checks ---------------------------------------------------------------
     def _check_uids(self, value: Any, label: str) -> None:
@@ -418,13 +439,19 @@ class _Verifier:
                     self.findings.add(label, "time of day remains")
 
     def _pixel_data(self, element: ElementView, label: str) -> None:
-        value = element.value if isinstance(element.value, bytes) else element.raw
-        if value is None:
-            return
         base = element.value_tell
         if not element.undefined_length:
-            if base is not None:
-                self.spans.append((base, base + len(value), label))
+            # Native pixel data: its bytes are searched by the raw scan (long needles).
+            if base is not None and element.length is not None:
+                self.spans.append((base, base + element.length, label))
+            return
+        value: bytes | memoryview | None = (
+            element.value if isinstance(element.value, bytes) else element.raw
+        )
+        if value is None and base is not None:
+            value = memoryview(self.output)[base:]  # the items, read in place: no copy
+        if value is None:
+            self.findings.add(label, "encapsulated pixel data cannot be read")
             return
         items, well_formed = _encapsulated_items(value)
         if not well_formed:
@@ -439,7 +466,7 @@ class _Verifier:
         # that follow until the next one that does.
         groups: list[list[int]] = []
         for index, (start, _end) in enumerate(fragments, start=1):
-            head = value[start : start + 2]
+            head = bytes(value[start : start + 2])
             if head in (b"\xff\xd8", b"\xff\x4f") or not groups:
                 groups.append([index])
             else:
@@ -467,23 +494,22 @@ class _Verifier:
 
     # ----- scanning ----------------------------------------------------------------------
     def scan_pieces(self) -> None:
-        if not self.pieces:
-            return
-        starts: list[int] = []
-        chunks: list[bytes] = []
-        total = 0
-        for _label, data in self.pieces:
-            starts.append(total)
-            chunks.append(data)
-            total += len(data) + len(_PIECE_SEPARATOR)
-        buffer = _PIECE_SEPARATOR.join(chunks)
-        needles = self.identifiers.needles
-        for hit in needles.search(buffer, short=True):
-            label = self.pieces[bisect.bisect_right(starts, hit.offset) - 1][0]
-            self.findings.add(label, f"contains harvested {hit.category}")
-        for match in _EMAIL.finditer(buffer):
-            label = self.pieces[bisect.bisect_right(starts, match.start()) - 1][0]
-            self.findings.add(label, "contains an e-mail address")
+        for pieces, short in ((self.pieces, True), (self.binary, False)):
+            if not pieces:
+                continue
+            starts: list[int] = []
+            total = 0
+            for _label, data in pieces:
+                starts.append(total)
+                total += len(data) + len(_PIECE_SEPARATOR)
+            buffer = _PIECE_SEPARATOR.join(data for _label, data in pieces)
+            for hit in self.identifiers.needles.search(buffer, short=short):
+                label = pieces[bisect.bisect_right(starts, hit.offset) - 1][0]
+                self.findings.add(label, f"contains harvested {hit.category}")
+            if short:
+                for match in _EMAIL.finditer(buffer):
+                    label = pieces[bisect.bisect_right(starts, match.start()) - 1][0]
+                    self.findings.add(label, "contains an e-mail address")
 
     def scan_raw(self) -> None:
         self.spans.sort()
@@ -521,7 +547,7 @@ def verify_output(
     Raises:
         ResidualPHIError: anything was found; ``findings`` lists where and what, never values.
     """
-    view = RuleView(profile, table, keep_list, safe_private)
+    view = rule_view(profile, table, keep_list, safe_private)
     verifier = _Verifier(identifiers, output, profile, view)
     findings = verifier.findings
 
@@ -532,8 +558,9 @@ def verify_output(
 
     ds: Dataset | None = None
     try:
-        ds = dcmread(BytesIO(output))
-    except (InvalidDicomError, Exception):  # any parse failure is a verification failure
+        # Large values are not copied: native pixel data is only searched in ``output``.
+        ds = dcmread(BytesIO(output), defer_size=_DEFER_SIZE)
+    except Exception:  # any parse failure is a verification failure
         findings.add("output", "does not parse as DICOM")
 
     if ds is not None:

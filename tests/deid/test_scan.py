@@ -1,0 +1,115 @@
+"""Finding needles in bytes: boundaries, encodings, offsets, and no false positives."""
+
+from __future__ import annotations
+
+from io import BytesIO
+
+import numpy as np
+import pytest
+from pydicom import dcmread
+from pydicom.dataelem import RawDataElement
+
+from tests.deid import verify_support as vs
+from tftt.deid.scan import (
+    _CHUNK,
+    Category,
+    NeedleSet,
+    iter_elements,
+    merge_needles,
+)
+
+NAME = Category.NAME
+
+
+def found(needles: dict[str, Category], data: bytes, *, short: bool = True) -> list[int]:
+    return [hit.offset for hit in NeedleSet(needles).search(data, short=short)]
+
+
+def test_short_needles_match_whole_words_only() -> None:
+    needles = {"ANN": NAME, "LEE": NAME}
+    assert found(needles, b"ANNOTATION SLEEVE LEEWAY") == []
+    assert found(needles, b"Dr Ann, see lee^x") == [3, 12]
+    assert found(needles, b"ANN", short=False) == []  # never in raw bytes
+
+
+def test_long_needles_match_as_substrings_case_insensitively() -> None:
+    assert found({"CANARY": NAME}, b"xxcanaryzelda Canary") == [2, 14]
+
+
+def test_encodings_utf16_latin1_utf8() -> None:
+    needles = {"MÜLLERSON": NAME}
+    for data in (
+        "Dr müllerson".encode("latin-1"),
+        "Dr MÜLLERSON".encode(),
+        b"\x01" + "by Müllerson".encode("utf-16-le"),
+    ):
+        assert len(found(needles, data, short=False)) == 1, data
+    polish = {"ŁUKASZEWICZ": NAME}
+    assert len(found(polish, b"\x00" + "łukaszewicz".upper().encode("utf-16-le"))) == 1
+
+
+def test_short_utf16_token() -> None:
+    assert found({"ZED": NAME}, "a zed b".encode("utf-16-le")) == [4]
+    assert found({"ZED": NAME}, "zedekiah".encode("utf-16-le")) == []
+
+
+def test_digit_boundaries() -> None:
+    date = {"19520314": Category.DATE}
+    assert found(date, b"born 19520314.") == [5]
+    assert found(date, b"uid 1.2.19520314.7") == []
+    assert found(date, b"n 219520314") == []
+    uid = {"1.2.826.0.1.3680043.8.498.1": Category.UID}
+    assert found(uid, b"1.2.826.0.1.3680043.8.498.1.5") == [0]  # appended to: still a leak
+    assert found(uid, b"9.1.2.826.0.1.3680043.8.498.1") == [2]  # prefixed by a root
+    assert found(uid, b"1.2.826.0.1.3680043.8.498.12") == []  # a different UID
+
+
+def test_irregular_short_needle_with_separator() -> None:
+    assert found({"XU LI": NAME}, b"CT xu li chest") == [3]
+    assert found({"XU LI": NAME}, b"CT xu lix") == []
+
+
+def test_every_alignment_and_chunk_boundaries() -> None:
+    rng = np.random.default_rng(3)
+    data = bytearray(rng.integers(0, 256, size=_CHUNK + 4096, dtype=np.uint8).tobytes())
+    needle = b"\x00QUIXOTE\x00"
+    wide = "\x00QUIXOTE\x00".encode("utf-16-le")
+    expected: list[int] = []
+    for offset in [*range(100, 600, 33), _CHUNK - 5, _CHUNK + 11, len(data) - 12]:
+        data[offset : offset + len(needle)] = needle
+        expected.append(offset + 1)
+    for offset in (2000, 3001, _CHUNK - 40):
+        data[offset : offset + len(wide)] = wide
+        expected.append(offset + 2)
+    assert found({"QUIXOTE": NAME}, bytes(data), short=False) == sorted(expected)
+
+
+def test_no_false_positives_in_random_and_pixel_like_data() -> None:
+    rng = np.random.default_rng(5)
+    needles = {
+        "".join(chr(65 + int(c)) for c in rng.integers(0, 26, size=8)): Category.TEXT
+        for _ in range(300)
+    } | {"19520314": Category.DATE, "1.2.826.0.1.3680043.8.498.10000000001": Category.UID}
+    noise = rng.integers(0, 256, size=3 << 20, dtype=np.uint8).tobytes()
+    mr = rng.normal(60, 40, size=1 << 20).clip(0, 4095).astype("<u2").tobytes()
+    assert found(needles, noise, short=False) == []
+    assert found(needles, mr, short=False) == []
+
+
+def test_merge_needles_keeps_the_stronger_kind() -> None:
+    merged = merge_needles([("ZELDA", Category.TEXT)], [("ZELDA", Category.NAME)])
+    assert merged == {"ZELDA": Category.NAME}
+
+
+def test_needle_count_ignores_tiny_strings() -> None:
+    assert len(NeedleSet({"AB": NAME, "ABC": NAME})) == 1
+
+
+@pytest.mark.parametrize("defer", [None, 4])
+def test_iter_elements_reads_without_converting(defer: int | None) -> None:
+    ds = dcmread(BytesIO(vs.to_bytes(vs.original())), defer_size=defer)
+    views = {v.tag: v for v in iter_elements(ds, None)}
+    assert views[0x00100010].value == vs.PATIENT_NAME
+    assert views[0x00100010].value_tell is not None
+    assert isinstance(ds.get_item(0x00100010, keep_deferred=True), RawDataElement)
+    assert views[0x00080008].value == "ORIGINAL\\PRIMARY\\AXIAL"
