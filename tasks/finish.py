@@ -14,9 +14,7 @@ from tftt.store.db import CaseStatus, transact
 @task(name="finish", persist_result=True)
 def finish(case_id: str, decision: ReviewDecision) -> FinishSummary:
     """Apply the reviewer's edits, run the second pass and verify; failures are quarantined."""
-    rt = runtime()
-    transact(rt.engine, lambda s: set_status(s, case_id, CaseStatus.PROCESSING, actor=decision.reviewer))
-    return finish_case(rt, case_id, decision)
+    return finish_case(runtime(), case_id, decision)
 
 
 @task(name="set-status")

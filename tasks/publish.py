@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from prefect import task
 from prefect.tasks import exponential_backoff
 
 from tasks.retry_policy import retry_transient
-from tftt.case.publication import PublishSummary, mark_ready, publish_case, publish_mode
+from tftt.case.publication import (
+    PublishSummary,
+    expire_stale_reviews,
+    mark_ready,
+    publish_case,
+    publish_mode,
+    ready_case_ids,
+)
 from tftt.case.runtime import runtime
 from tftt.settings import PublishMode
 
@@ -26,3 +35,13 @@ def choose_publish_mode(case_id: str, publish_now: bool | None) -> PublishMode:
 @task(name="mark-ready", persist_result=True)
 def ready(case_id: str) -> None:
     mark_ready(runtime(), case_id)
+
+
+@task(name="ready-cases")
+def ready_cases() -> list[str]:
+    return ready_case_ids(runtime())
+
+
+@task(name="expire-stale-reviews")
+def expire_stale() -> list[str]:
+    return expire_stale_reviews(runtime(), datetime.now(UTC))

@@ -33,8 +33,8 @@ from tftt.pixels.redact import apply_edits
 from tftt.redaction_spec import Annotation, ImageEdits
 from tftt.review_decision import ReviewDecision
 from tftt.review_index import ReviewImage
-from tftt.store.cases import record_audit
-from tftt.store.db import AuditKind, PipelineStage, transact
+from tftt.store.cases import record_audit, set_status
+from tftt.store.db import AuditKind, CaseStatus, PipelineStage, transact
 from tftt.store.workspace import Area, CaseWorkspace
 
 DECISION_FILE = "decision.json"
@@ -97,6 +97,7 @@ def _edit(rt: CaseRuntime, ds: Dataset, image: ReviewImage | None, edits: ImageE
 def finish_case(rt: CaseRuntime, case_id: str, decision: ReviewDecision) -> FinishSummary:
     """Apply the decision to every first-pass object and produce the verified second pass."""
     ws = rt.workspace(case_id)
+    transact(rt.engine, lambda s: set_status(s, case_id, CaseStatus.PROCESSING, actor=decision.reviewer))
     for area in (Area.SECOND_PASS, Area.PUBLISHED):
         shutil.rmtree(ws.area(area), ignore_errors=True)
     ws.ensure()

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlmodel import Session
 
 from tftt.case.finishing import DECISION_FILE, PUBLISHED_INDEX
 from tftt.case.runtime import CaseRuntime
@@ -12,7 +15,7 @@ from tftt.publish.base import PublishableCase, PublishableFrame, PublishableImag
 from tftt.publish.registry import make_targets
 from tftt.review_decision import ReviewDecision
 from tftt.settings import PublishMode
-from tftt.store.cases import effective_publish_mode, get_case, set_status, upsert_publication
+from tftt.store.cases import effective_publish_mode, get_case, list_cases, set_status, upsert_publication
 from tftt.store.db import CaseStatus, PublicationStatus, transact
 from tftt.store.workspace import Area
 
@@ -80,13 +83,47 @@ def publish_case(rt: CaseRuntime, case_id: str, *, actor: str | None = None) -> 
         except TfttError as exc:
             failed.append(target.name)
             first_error = first_error or exc
-            transact(rt.engine, lambda s, name=target.name, code=exc.code: upsert_publication(
-                s, case_id, name, PublicationStatus.FAILED, error_code=code, actor=actor))
+            _record(rt, case_id, target.name, PublicationStatus.FAILED, error_code=exc.code, actor=actor)
             continue
-        transact(rt.engine, lambda s, name=target.name, ref=receipt.remote_ref: upsert_publication(
-            s, case_id, name, PublicationStatus.PUBLISHED, remote_ref=ref, actor=actor))
+        _record(rt, case_id, target.name, PublicationStatus.PUBLISHED, remote_ref=receipt.remote_ref, actor=actor)
         done.append(target.name)
     if first_error is not None:
         raise first_error
     transact(rt.engine, lambda s: set_status(s, case_id, CaseStatus.PUBLISHED, actor=actor))
     return PublishSummary(targets=tuple(done), failed=tuple(failed))
+
+
+def ready_case_ids(rt: CaseRuntime) -> list[str]:
+    """Cases marked READY, oldest first."""
+    return [case.id for case in transact(rt.engine, lambda s: list_cases(s, CaseStatus.READY))]
+
+
+def expire_stale_reviews(rt: CaseRuntime, now: datetime) -> list[str]:
+    """Cases that waited for review longer than the review timeout become EXPIRED.
+
+    A suspended run whose timeout passed is failed by the Prefect server without running any
+    of TFTT's code, so the nightly batch sweeps such cases; nothing of theirs is published.
+    """
+    limit = now - timedelta(days=rt.settings.review.timeout_days)
+    stale = [case.id for case in transact(rt.engine, lambda s: list_cases(s, CaseStatus.AWAITING_REVIEW))
+             if case.updated_at < limit]
+    for case_id in stale:
+        _set_status(rt, case_id, CaseStatus.EXPIRED, reason="review timed out")
+    return stale
+
+
+def _set_status(rt: CaseRuntime, case_id: str, status: CaseStatus, *, reason: str | None = None,
+                actor: str | None = None) -> None:
+    def work(session: Session) -> None:
+        set_status(session, case_id, status, reason=reason, actor=actor)
+
+    transact(rt.engine, work)
+
+
+def _record(rt: CaseRuntime, case_id: str, target: str, status: PublicationStatus, *,
+            remote_ref: str | None = None, error_code: str | None = None, actor: str | None = None) -> None:
+    def work(session: Session) -> None:
+        upsert_publication(session, case_id, target, status, remote_ref=remote_ref, error_code=error_code,
+                           actor=actor)
+
+    transact(rt.engine, work)

@@ -25,6 +25,7 @@ from tftt.redaction_spec import InstanceEdits, RedactionSpec
 from tftt.review_index import INDEX_FILE, THUMBNAIL_FILE, ReviewImage, ReviewIndex, frame_file
 from tftt.store.cases import InstanceInfo, replace_instances, set_status
 from tftt.store.db import CaseStatus, PipelineStage, transact
+from tftt.store.files import atomic_write_bytes
 from tftt.store.workspace import Area, CaseWorkspace
 
 #: At most this many frames of a cine get a preview (evenly spaced, first and last included).
@@ -60,10 +61,10 @@ def _review_image(rt: CaseRuntime, ws: CaseWorkspace, published: str, ds: Datase
     except RedactionError:
         proposals = []  # OCR off and no device rule: the flag stays, the reviewer decides
     previews = render_previews(ds, max_frames=MAX_PREVIEW_FRAMES)
-    folder = published
     for preview in previews:
-        ws.write_bytes(Area.PREVIEWS, f"{folder}/{frame_file(preview.frame_number)}", preview.jpeg)
-    ws.write_bytes(Area.PREVIEWS, f"{folder}/{THUMBNAIL_FILE}", previews[0].thumbnail)
+        atomic_write_bytes(ws.file(Area.PREVIEWS, published, frame_file(preview.frame_number)), preview.jpeg,
+                           mode=0o600)
+    atomic_write_bytes(ws.file(Area.PREVIEWS, published, THUMBNAIL_FILE), previews[0].thumbnail, mode=0o600)
     image = ReviewImage(
         sop_instance_uid=published,
         series_uid=map_uid(rt.key, str(ds.SeriesInstanceUID)),

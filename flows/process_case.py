@@ -1,0 +1,74 @@
+"""``process-case``: one case, from the PACS to publication (orchestration only).
+
+retrieve ─► first pass ─► previews + flags + proposals ─► review (suspend) ─► pixel edits +
+second pass + verification ─► quarantine branch ─► publish now, or mark READY for the nightly run.
+
+Parameters, run names, logs, results and artifacts carry the opaque case id and counts only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow, get_run_logger
+
+from flows.review import wait_for_review
+from tasks.finish import finish, set_case_status
+from tasks.intake import first_pass, retrieve
+from tasks.publish import choose_publish_mode, publish, ready
+from tasks.review import prepare, review_artifact, review_form
+from tftt.settings import PublishMode, Settings
+from tftt.store.case_ids import check_case_id
+from tftt.store.db import CaseStatus
+
+
+def _mark_failed(flow: Any, flow_run: Any, state: Any) -> None:
+    """On an unexpected failure the case is marked failed (with the state's type, no message)."""
+    from tftt.case.runtime import runtime
+    from tftt.store.cases import set_status
+    from tftt.store.db import transact
+
+    case_id = str((flow_run.parameters or {}).get("case_id", ""))
+    try:
+        check_case_id(case_id)
+        transact(runtime().engine, lambda s: set_status(s, case_id, CaseStatus.FAILED, reason="flow run failed"))
+    except Exception:  # the hook must never mask the flow's own failure
+        get_run_logger().exception("could not mark the case failed")
+
+
+@flow(name="process-case", flow_run_name="case-{case_id}", persist_result=True, on_failure=[_mark_failed])
+def process_case(case_id: str) -> str:
+    """Run one case through every step; returns the case's final status."""
+    check_case_id(case_id)
+    settings = Settings()
+    logger = get_run_logger()
+
+    retrieved = retrieve(case_id)
+    first = first_pass(case_id)
+    logger.info("case %s: %d retrieved, %d first-pass, %d quarantined",
+                case_id, retrieved.done, first.done, first.quarantined)
+    if first.done == 0:
+        set_case_status(case_id, CaseStatus.QUARANTINED, reason="no file passed the first pass")
+        return CaseStatus.QUARANTINED.value
+
+    summary = prepare(case_id)
+    review_artifact(case_id, summary)
+    decision = wait_for_review(case_id, review_form(case_id), settings.review)
+    if decision is None:
+        set_case_status(case_id, CaseStatus.EXPIRED, reason="review timed out")
+        return CaseStatus.EXPIRED.value
+    if not decision.approved:
+        set_case_status(case_id, CaseStatus.FAILED, reason="rejected by the reviewer", actor=decision.reviewer)
+        return "rejected"
+
+    finished = finish(case_id, decision)
+    logger.info("case %s: %d written, %d excluded, %d quarantined, %d derived",
+                case_id, finished.written, finished.excluded, finished.quarantined, finished.derived)
+    if finished.written == 0:
+        set_case_status(case_id, CaseStatus.QUARANTINED, reason="no image passed verification")
+        return CaseStatus.QUARANTINED.value
+    if choose_publish_mode(case_id, decision.publish_now) is PublishMode.IMMEDIATE:
+        publish(case_id)
+        return CaseStatus.PUBLISHED.value
+    ready(case_id)
+    return CaseStatus.READY.value

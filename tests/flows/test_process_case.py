@@ -1,0 +1,217 @@
+"""The case flow under a real Prefect server (Prefect's test harness), review resumed from
+another thread: a valid decision, an invalid then a valid one, a timeout, the quarantine branch.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pydicom
+import pytest
+
+from tftt.case.runtime import runtime
+from tftt.pixels.codecs import decode_frames
+from tftt.review_index import ReviewIndex
+from tftt.settings import Settings
+from tftt.store.cases import create_or_get_case_for_study, get_case, list_audit, list_publications
+from tftt.store.db import CaseStatus, transact
+from tftt.synth.canaries import canary_strings, make_identity
+from tftt.synth.studies import us_cine
+from tftt.synth.transfer import encode
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def prefect_server() -> Iterator[None]:
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=180):
+        yield
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory) -> tuple[Path, str, list, list[bytes]]:
+    """A synthetic US study (two cines with burned-in name/ID) in a folder source."""
+    who = make_identity(11)
+    folder = tmp_path_factory.mktemp("source")
+    objects = us_cine(who, series=1, frames=3) + us_cine(who, series=2, frames=2)
+    for number, obj in enumerate(objects):
+        (folder / f"file{number}").write_bytes(encode(obj.dataset))
+    canaries = sorted({c.encode() for c in canary_strings(who).second_pass() if len(c) >= 4})
+    return folder, str(objects[0].dataset.StudyInstanceUID), objects, canaries
+
+
+@pytest.fixture
+def case_env(tmp_path, monkeypatch, study, prefect_server) -> Iterator[tuple[Settings, str]]:
+    folder, study_uid, _, _ = study
+    env = {
+        "TFTT_DATA_DIR": str(tmp_path / "data"),
+        "TFTT_REVIEW__MODE": "pause",
+        "TFTT_SOURCE__KIND": "folder",
+        "TFTT_SOURCE__FOLDER": str(folder),
+        "TFTT_PUBLISH__FOLDER": str(tmp_path / "published"),
+        "TFTT_SECRET_KEY": "flow-test-secret-key-0123456789abcdef",
+        "TFTT_REVIEW__TIMEOUT_DAYS": str(240 / 86400),  # a broken test fails in minutes, not days
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    settings = Settings()
+    rt = runtime(settings)
+    case, _ = transact(rt.engine, lambda s: create_or_get_case_for_study(s, study_uid, None, "test", "Case"))
+    yield settings, case.id
+
+
+def _resume_when_paused(payloads: list[dict], seen: list[str], stop: threading.Event) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
+    from prefect.client.schemas.objects import StateType
+    from prefect.flow_runs import resume_flow_run
+
+    with get_client(sync_client=True) as client:
+        for payload in payloads:
+            while not stop.is_set():
+                runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(state=FlowRunFilterState(
+                    type=FlowRunFilterStateType(any_=[StateType.PAUSED]))))
+                fresh = [r for r in runs if f"{r.id}:{r.state.state_details.pause_key}" not in seen]
+                if fresh:
+                    run = fresh[0]
+                    seen.append(f"{run.id}:{run.state.state_details.pause_key}")
+                    resume_flow_run(run.id, run_input=payload)
+                    break
+                time.sleep(0.2)
+
+
+def _index(settings: Settings, case_id: str) -> ReviewIndex:
+    path = settings.cases_dir / case_id / "previews" / "index.json"
+    return ReviewIndex.model_validate_json(path.read_bytes())
+
+
+def _decision(index: ReviewIndex, *, rect: dict | None = None, crop: dict | None = None) -> dict:
+    first = index.images[0]
+    instance = {"sop_instance_uid": first.sop_instance_uid,
+                "blackouts": [rect] if rect else [], "annotations": [
+                    {"kind": "arrow", "tail_x": 10, "tail_y": 10, "head_x": 60, "head_y": 60}]}
+    if crop:
+        instance["crop"] = crop
+    return {
+        "approved": True,
+        "reviewer": "Dr. Reviewer",
+        "spec": {"instances": [instance], "series": [
+            {"series_uid": image.series_uid, "blackouts": [dict(r.model_dump(mode="json")) for r in image.proposed]}
+            for image in index.images if image.proposed]},
+        "teaching_metadata": {"title": "Synthetic ultrasound", "history": "History text",
+                              "findings": "Findings text", "diagnosis": "Diagnosis", "keywords": ["us"],
+                              "author": "TFTT test"},
+        "publish_now": True,
+    }
+
+
+def _run(case_id: str, payload_builder, settings: Settings) -> tuple[str, list[str]]:
+    from flows.process_case import process_case
+
+    seen: list[str] = []
+    stop = threading.Event()
+
+    def resumer() -> None:
+        # wait for the review index, then answer every pause with the next payload
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and not (settings.cases_dir / case_id / "previews" / "index.json").exists():
+            time.sleep(0.2)
+        payloads = payload_builder(_index(settings, case_id))
+        _resume_when_paused(payloads, seen, stop)
+
+    thread = threading.Thread(target=resumer, daemon=True)
+    thread.start()
+    try:
+        result = process_case(case_id)
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+    return result, seen
+
+
+def test_valid_decision_publishes_a_clean_case(case_env, study, caplog):
+    settings, case_id = case_env
+    _, _, objects, canaries = study
+    box = objects[0].boxes[0]
+
+    def payloads(index: ReviewIndex) -> list[dict]:
+        rect = {"x": box.x, "y": box.y, "width": box.width, "height": box.height}
+        return [_decision(index, rect=rect, crop={"x": 0, "y": 0, "width": 300, "height": 200})]
+
+    result, seen = _run(case_id, payloads, settings)
+    assert result == "published"
+    assert len(seen) == 1
+    rt = runtime(settings)
+    case = transact(rt.engine, lambda s: get_case(s, case_id))
+    assert case.status == CaseStatus.PUBLISHED
+    publications = transact(rt.engine, lambda s: list_publications(s, case_id))
+    assert [p.target for p in publications] == ["folder"]
+    kinds = [event.kind.value for event in transact(rt.engine, lambda s: list_audit(s, case_id))]
+    assert "review_submitted" in kinds and "published" in kinds
+
+    folder = settings.publish.folder / case_id
+    dicoms = sorted((folder / "dicom").glob("*.dcm"))
+    assert len(dicoms) == 2
+    for path in folder.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes().lower()
+            for needle in canaries:
+                assert needle.lower() not in data, (path.name, "canary in the published case")
+    cropped = [pydicom.dcmread(p) for p in dicoms if pydicom.dcmread(p, stop_before_pixels=True).Columns == 300]
+    assert len(cropped) == 1
+    frames = decode_frames(cropped[0]).frames
+    region = frames[:, box.y : box.y + box.height, box.x : min(box.x + box.width, 300)]
+    assert (region == 0).all(), "the reviewer's rectangle is black in every frame"
+    assert "canary" not in caplog.text.lower()
+
+
+def test_invalid_then_valid_decision_asks_again(case_env):
+    settings, case_id = case_env
+
+    def payloads(index: ReviewIndex) -> list[dict]:
+        image = index.images[0]
+        outside = {"x": image.columns - 5, "y": 0, "width": 50, "height": 10}
+        return [_decision(index, rect=outside), _decision(index)]
+
+    result, seen = _run(case_id, payloads, settings)
+    assert result == "published"
+    assert len(seen) == 2
+    assert seen[0].endswith("review-1") and seen[1].endswith("review-2")
+
+
+def test_review_timeout_expires_the_case(case_env, monkeypatch):
+    settings, case_id = case_env
+    monkeypatch.setenv("TFTT_REVIEW__TIMEOUT_DAYS", str(3 / 86400))
+    result, seen = _run(case_id, lambda index: [], Settings())
+    assert result == "expired"
+    rt = runtime(settings)
+    assert transact(rt.engine, lambda s: get_case(s, case_id)).status == CaseStatus.EXPIRED
+    assert not (settings.publish.folder / case_id).exists()
+
+
+def test_case_without_any_valid_file_is_quarantined(tmp_path, monkeypatch, prefect_server):
+    from flows.process_case import process_case
+
+    source = tmp_path / "source"
+    source.mkdir()
+    who = make_identity(12)
+    obj = us_cine(who, frames=1)[0]
+    raw = bytearray(encode(obj.dataset))
+    (source / "broken").write_bytes(bytes(raw[: len(raw) - 5000]))  # truncated pixel data
+    monkeypatch.setenv("TFTT_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("TFTT_REVIEW__MODE", "pause")
+    monkeypatch.setenv("TFTT_SOURCE__KIND", "folder")
+    monkeypatch.setenv("TFTT_SOURCE__FOLDER", str(source))
+    monkeypatch.setenv("TFTT_SECRET_KEY", "flow-test-secret-key-0123456789abcdef")
+    settings = Settings()
+    rt = runtime(settings)
+    study_uid = str(obj.dataset.StudyInstanceUID)
+    case, _ = transact(rt.engine, lambda s: create_or_get_case_for_study(s, study_uid, None, "test", None))
+    assert process_case(case.id) == "quarantined"
+    assert transact(rt.engine, lambda s: get_case(s, case.id)).status == CaseStatus.QUARANTINED
+    assert list((settings.cases_dir / case.id / "quarantine").glob("*.json"))
