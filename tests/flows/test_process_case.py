@@ -187,7 +187,7 @@ def test_invalid_then_valid_decision_asks_again(case_env):
 def test_review_timeout_expires_the_case(case_env, monkeypatch):
     settings, case_id = case_env
     monkeypatch.setenv("TFTT_REVIEW__TIMEOUT_DAYS", str(3 / 86400))
-    result, seen = _run(case_id, lambda index: [], Settings())
+    result, _seen = _run(case_id, lambda index: [], Settings())
     assert result == "expired"
     rt = runtime(settings)
     assert transact(rt.engine, lambda s: get_case(s, case_id)).status == CaseStatus.EXPIRED

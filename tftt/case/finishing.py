@@ -26,11 +26,12 @@ from tftt.deid.uids import map_uid
 from tftt.deid.verify import harvest_identifiers, verify_output
 from tftt.errors import RedactionError, TfttError
 from tftt.pixels.annotate import derive_annotated_series
+from tftt.pixels.burned_in import ProposedRegion
 from tftt.pixels.codecs import decode_frames
 from tftt.pixels.ocr import residual_text
 from tftt.pixels.preview import render_previews
 from tftt.pixels.redact import apply_edits
-from tftt.redaction_spec import Annotation, ImageEdits
+from tftt.redaction_spec import Annotation, CropBox, ImageEdits, Rectangle
 from tftt.review_decision import ReviewDecision
 from tftt.review_index import ReviewImage
 from tftt.store.cases import record_audit, set_status
@@ -84,10 +85,26 @@ def _jpegs(ws: CaseWorkspace, name: str, ds: Dataset, annotations: tuple[Annotat
     return frames
 
 
+def _overlaps(a: Rectangle | ProposedRegion, b: Rectangle) -> bool:
+    return a.x < b.x + b.width and b.x < a.x + a.width and a.y < b.y + b.height and b.y < a.y + a.height
+
+
+def still_readable(found: list[ProposedRegion], detected: tuple[Rectangle, ...], crop: CropBox | None
+                   ) -> list[ProposedRegion]:
+    """Text read after the edit where text was detected before it (device rules, OCR).
+
+    OCR on ultrasound speckle or at a new crop edge reads "words" where there is no text; only
+    text found again where it was found before the edit means the reviewer left it readable.
+    """
+    dx, dy = (crop.x, crop.y) if crop is not None else (0, 0)
+    shifted = [r.model_copy(update={"x": r.x - dx, "y": r.y - dy}) for r in detected]
+    return [region for region in found if any(_overlaps(region, rect) for rect in shifted)]
+
+
 def _edit(rt: CaseRuntime, ds: Dataset, image: ReviewImage | None, edits: ImageEdits) -> tuple[Dataset, bool]:
     edited = apply_edits(ds, edits) if edits.changes_pixels else ds
     if image is not None and image.risk_flags and rt.settings.deid.ocr:
-        left = residual_text(decode_frames(edited).frames, [])
+        left = still_readable(residual_text(decode_frames(edited).frames, []), image.proposed, edits.crop)
         if left:
             raise RedactionError(f"burned-in text is still readable in {len(left)} region(s) after review",
                                  code="residual-burned-in-text")
