@@ -84,6 +84,24 @@ def verify(
     typer.echo(f"verified: {report}")
 
 
+@app.command()
+def serve() -> None:
+    """Serve the process-case and nightly deployments, the PACS webhook and the review page."""
+    from tftt.service import serve as run_service
+
+    run_service(_settings())
+
+
+@app.command()
+def demo(
+    review: Annotated[bool, typer.Option("--review", help="Wait for a reviewer instead of approving")] = False,
+) -> None:
+    """The main job on embedded defaults: local Prefect server, tftt serve, a synthetic case, published."""
+    from tftt.demo import run_demo
+
+    raise typer.Exit(run_demo(_settings(), review=review, say=typer.echo))
+
+
 def _mount_synth() -> None:
     from tftt.synth.cli import synth_command
 

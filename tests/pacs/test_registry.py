@@ -79,8 +79,8 @@ def test_dicomweb_target_sends_to_the_archive(archive: OrthancServer, tmp_path: 
 def test_configuration_errors(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError):
         make_source(_settings(source=SourceSettings(kind=SourceKind.DICOMWEB)))
-    with pytest.raises(ConfigurationError):
-        make_source(_settings(source=SourceSettings(kind=SourceKind.FOLDER)))
+    # the folder source defaults to <data>/import (embedded default), so it needs no setting
+    assert make_source(_settings(source=SourceSettings(kind=SourceKind.FOLDER))).name == "folder"
     with pytest.raises(ConfigurationError):
         make_target("dicomweb", _settings())
     with pytest.raises(ConfigurationError, match=r"publish\.dimse"):

@@ -38,9 +38,9 @@ def _dimse_source(settings: Settings) -> Source:
 
 
 def _folder_source(settings: Settings) -> Source:
-    if settings.source.folder is None:
-        raise ConfigurationError("source.folder is not set")
-    return FolderSource(settings.source.folder, link=settings.source.folder_link, name="folder")
+    folder = settings.source.folder or settings.data_dir / "import"  # the embedded default
+    folder.mkdir(parents=True, exist_ok=True)
+    return FolderSource(folder, link=settings.source.folder_link, name="folder")
 
 
 def _dicomweb_target(settings: Settings) -> Target:

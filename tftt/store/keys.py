@@ -12,6 +12,8 @@ import secrets
 import stat
 from pathlib import Path
 
+from pydantic import SecretStr
+
 from tftt.errors import ConfigurationError
 from tftt.settings import Settings
 
@@ -91,3 +93,33 @@ def _read_key_file(path: Path) -> bytes:
             "restore it from backup (a new key changes every published UID)"
         )
     return key
+
+
+def load_or_create_secret_file(path: Path) -> bytes:
+    """32 random bytes kept in ``path`` (0600), created once like the key file.
+
+    Raises:
+        ConfigurationError: as :func:`load_or_create_key` for its key file.
+    """
+    if not path.exists() and not path.is_symlink():
+        _create_key_file(path)
+    return _read_key_file(path)
+
+
+def with_embedded_web_secrets(settings: Settings) -> Settings:
+    """Settings whose webhook HMAC secret and session secret are set.
+
+    On the embedded default (neither configured) each is generated once into the data directory
+    (``webhook.secret``, ``session.secret``, mode 0600, used as hex text), so the webhook is
+    never served without authentication and a PACS or the demo can read the secret to sign.
+    """
+    web = settings.web
+    updates: dict[str, SecretStr] = {}
+    if web.webhook_hmac_secret is None and web.webhook_bearer_token is None:
+        updates["webhook_hmac_secret"] = SecretStr(
+            load_or_create_secret_file(settings.data_dir / "webhook.secret").hex())
+    if web.session_secret is None:
+        updates["session_secret"] = SecretStr(load_or_create_secret_file(settings.data_dir / "session.secret").hex())
+    if not updates:
+        return settings
+    return settings.model_copy(update={"web": web.model_copy(update=updates)})
