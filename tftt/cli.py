@@ -102,6 +102,27 @@ def demo(
     raise typer.Exit(run_demo(_settings(), review=review, say=typer.echo))
 
 
+@app.command()
+def takedown(
+    case_id: Annotated[str, typer.Argument(help="The case id (c-...)")],
+    reason: Annotated[str, typer.Option(help="identifier-found, author-request, content-error or other")],
+    actor: Annotated[str | None, typer.Option(help="Who asks (recorded in the audit table)")] = None,
+) -> None:
+    """Remove a published case from every target; it can be published again only after a new review."""
+    from tftt.case.runtime import runtime
+    from tftt.case.takedown import TakeDownReason, take_down_case
+    from tftt.errors import TfttError
+
+    try:
+        summary = take_down_case(runtime(_settings()), case_id, TakeDownReason(reason), actor=actor)
+    except ValueError:
+        raise typer.BadParameter(f"unknown reason; use one of {[r.value for r in TakeDownReason]}") from None
+    except TfttError as exc:
+        typer.echo(f"FAILED ({exc.code}): {exc.message}")
+        raise typer.Exit(1) from None
+    typer.echo(f"taken down from: {', '.join(summary.taken_down) or 'nothing was published'}")
+
+
 def _mount_synth() -> None:
     from tftt.synth.cli import synth_command
 
