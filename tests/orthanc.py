@@ -186,10 +186,18 @@ class OrthancServer:
                 if self.process is None or self.process.poll() is not None:
                     raise RuntimeError(f"Orthanc exited during start-up; see {self.log_path}")
                 with contextlib.suppress(httpx.TransportError):
-                    if client.get(f"{self.url}/system").status_code == 200:
+                    if client.get(f"{self.url}/system").status_code == 200 and self._dicom_listening():
                         return
                 time.sleep(0.05)
         raise RuntimeError(f"Orthanc did not become ready in {timeout} s; see {self.log_path}")
+
+    def _dicom_listening(self) -> bool:
+        """The DICOM port accepts connections too (HTTP can be up before it)."""
+        try:
+            with socket.create_connection((self.host, self.dicom_port), timeout=1.0):
+                return True
+        except OSError:
+            return False
 
     def terminate(self) -> None:
         """Send SIGTERM without waiting (Orthanc takes about 3 s to stop); see :meth:`stop`.
