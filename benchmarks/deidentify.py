@@ -49,12 +49,12 @@ def child_floor(src: Path, out: Path) -> dict[str, float]:
     return {"seconds": time.perf_counter() - start, "files": count, "peak_rss_mb": _peak_rss_mb()}
 
 
-def child_tftt(src: Path, out: Path, workers: int) -> dict[str, float]:
+def child_tftt(src: Path, out: Path, workers: int, ocr: bool) -> dict[str, float]:
     from tftt.headless import build_pipeline, run_headless
     from tftt.pixels.stage import make_pixel_stage
-    from tftt.settings import Settings
+    from tftt.settings import DeidSettings, Settings
 
-    settings = Settings(data_dir=out / "data")
+    settings = Settings(data_dir=out / "data", deid=DeidSettings(ocr=ocr))
     pipeline = build_pipeline(settings, b"benchmark-key-0123456789abcdef!!", make_pixel_stage(settings))
     start = time.perf_counter()
     summary = run_headless(src, out / "dst", out / "quarantine", pipeline, workers=workers)
@@ -68,10 +68,10 @@ def child_tftt(src: Path, out: Path, workers: int) -> dict[str, float]:
     }
 
 
-def _run_child(mode: str, src: Path, out: Path, workers: int = 1) -> dict[str, float]:
+def _run_child(mode: str, src: Path, out: Path, workers: int = 1, ocr: bool = True) -> dict[str, float]:
     out.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, __file__, "--child", mode, "--corpus", str(src), "--out", str(out),
-           "--workers", str(workers)]
+           "--workers", str(workers), "--ocr" if ocr else "--no-ocr"]
     result = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=ROOT)
     return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -88,13 +88,15 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true")
     parser.add_argument("--child", choices=["floor", "tftt"])
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--ocr", action=argparse.BooleanOptionalAction, default=True,
+                        help="OCR safety net on images flagged for burned-in text (default on)")
     args = parser.parse_args()
 
     if args.child == "floor":
         print(json.dumps(child_floor(args.corpus, args.out)))
         return
     if args.child == "tftt":
-        print(json.dumps(child_tftt(args.corpus, args.out, args.workers)))
+        print(json.dumps(child_tftt(args.corpus, args.out, args.workers, args.ocr)))
         return
 
     scratch = Path(tempfile.mkdtemp(prefix="tftt-bench-"))
@@ -111,13 +113,14 @@ def main() -> None:
         files = sum(1 for p in corpus.rglob("*") if p.is_file() and p.name != "manifest.json")
         print(f"corpus: {files} files, {size / 1e6:.0f} MB")
         rows = [("floor: pydicom dcmread + save_as", _run_child("floor", corpus, scratch / "floor"))]
-        rows.append(("tftt deidentify, 1 process", _run_child("tftt", corpus, scratch / "t1", 1)))
-        rows.append(("tftt deidentify, 2 processes", _run_child("tftt", corpus, scratch / "t2", 2)))
+        mode = "OCR on" if args.ocr else "OCR off"
+        rows.append((f"tftt deidentify, 1 process, {mode}", _run_child("tftt", corpus, scratch / "t1", 1, args.ocr)))
+        rows.append((f"tftt deidentify, 2 processes, {mode}", _run_child("tftt", corpus, scratch / "t2", 2, args.ocr)))
         floor_seconds = rows[0][1]["seconds"]
-        print(f"{'run':34} {'files/s':>9} {'MB/s':>8} {'x floor':>8} {'peak RSS MB':>12}")
+        print(f"{'run':44} {'files/s':>9} {'MB/s':>8} {'x floor':>8} {'peak RSS MB':>12}")
         for name, row in rows:
             seconds = row["seconds"]
-            print(f"{name:34} {row['files'] / seconds:9.1f} {size / 1e6 / seconds:8.1f} "
+            print(f"{name:44} {row['files'] / seconds:9.1f} {size / 1e6 / seconds:8.1f} "
                   f"{seconds / floor_seconds:8.2f} {row['peak_rss_mb']:12.0f}")
         for name, row in rows[1:]:
             print(f"{name}: written {row['written']:.0f}, quarantined {row['quarantined']:.0f}")
