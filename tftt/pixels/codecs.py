@@ -19,8 +19,8 @@ implicit / explicit VR LE,     pydicom (native)
 explicit VR BE, deflated
 RLE Lossless                   pylibjpeg-rle, then pydicom's own RLE decoder
 JPEG Baseline (8-bit)          Pillow (libjpeg-turbo, fastest), then pylibjpeg-libjpeg, then GDCM
-JPEG Extended (12-bit)         Pillow decodes only 8-bit data; 12-bit needs pylibjpeg-libjpeg or
-                               GDCM (python-gdcm cannot do 12-bit either)
+JPEG Extended (.51)            Pillow for 8-bit data; 12-bit data need pylibjpeg-libjpeg
+                               (Pillow and python-gdcm fail on 12-bit)
 JPEG Lossless (.57, .70)       pylibjpeg-libjpeg (GPL-3.0) or python-gdcm (Apache-2.0) only
 JPEG-LS (.80, .81)             pyjpegls, then pylibjpeg-libjpeg, then GDCM
 JPEG 2000 (.90, .91)           pylibjpeg-openjpeg, then Pillow (openjpeg), then GDCM
@@ -30,13 +30,15 @@ MPEG-2/4, HEVC, anything else  none: :class:`~tftt.errors.UnsupportedInputError`
 
 TFTT's required dependencies are the MIT/BSD/HPND ones (pylibjpeg, pylibjpeg-openjpeg,
 pylibjpeg-rle, pyjpegls, Pillow). ``pylibjpeg-libjpeg`` is GPL-3.0 and is *not* required; when a
-site installs it (or python-gdcm), JPEG Lossless and 12-bit JPEG Extended become decodable with
-no code change. Without either, those inputs raise ``UnsupportedInputError`` with code
-``unsupported-transfer-syntax``.
+site installs it, JPEG Lossless and 12-bit JPEG Extended become decodable with no code change
+(python-gdcm adds JPEG Lossless only). Without them, those inputs raise
+``UnsupportedInputError`` with code ``unsupported-transfer-syntax``; a test checks this by
+hiding the GPL package from a subprocess.
 
 Encoding (:func:`encode_pixels`) writes Explicit VR Little Endian by default, or RLE Lossless,
-JPEG-LS Lossless or JPEG 2000 Lossless. Frames can be encoded in parallel over processes
-(``workers``), which pays off for JPEG 2000 (codec-bound, about 5-10x slower than the others).
+JPEG-LS Lossless or JPEG 2000 Lossless (which needs at least 32x32 pixels). Frames can be
+encoded (and decoded) in parallel over processes (``workers``), which pays off for JPEG 2000:
+it is codec-bound and about 5-10x slower than the others.
 """
 
 from __future__ import annotations
