@@ -352,6 +352,12 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes, one repetition")
     parser.add_argument("--no-memory", action="store_true", help="skip the memory subprocesses")
     parser.add_argument("--json", type=Path, help="also write the results as JSON here")
+    parser.add_argument(
+        "--inputs",
+        default="",
+        help="comma-separated input syntaxes to run (explicit,rle,jpeg-ls,jpeg-2000,jpeg-baseline)",
+    )
+    parser.add_argument("--cases", default="xa,us", help="comma-separated cases: xa,us")
     args = parser.parse_args()
     repeats = 1 if args.quick else 3
     xa_n, xa_size = (40, 256) if args.quick else (500, 512)
@@ -363,22 +369,36 @@ def main() -> int:
         ("jpeg-2000", "jpeg-2000", 1),
         ("jpeg-2000", "jpeg-2000", 2),
     ]
+    wanted = {i for i in args.inputs.split(",") if i}
+    cases = set(args.cases.split(","))
+
+    def chosen(inputs: list[tuple[str, str, int]]) -> list[tuple[str, str, int]]:
+        return [i for i in inputs if not wanted or i[0] in wanted]
+
     print(f"pydicom {pydicom.__version__}, numpy {np.__version__}, cpus {os.cpu_count()}")
     results = []
     with tempfile.TemporaryDirectory(prefix="tftt-bench-") as tmp:
         work = Path(tmp)
-        results += run_case(
-            "xa", xa_frames(xa_n, xa_size), 12, compressed, repeats, work, not args.no_memory
-        )
-        results += run_case(
-            "us",
-            us_frames(us_n, us_rows, us_cols),
-            8,
-            [*compressed, ("jpeg-baseline", "jpeg-ls", 1)],
-            repeats,
-            work,
-            not args.no_memory,
-        )
+        if "xa" in cases:
+            results += run_case(
+                "xa",
+                xa_frames(xa_n, xa_size),
+                12,
+                chosen(compressed),
+                repeats,
+                work,
+                not args.no_memory,
+            )
+        if "us" in cases:
+            results += run_case(
+                "us",
+                us_frames(us_n, us_rows, us_cols),
+                8,
+                chosen([*compressed, ("jpeg-baseline", "jpeg-ls", 1)]),
+                repeats,
+                work,
+                not args.no_memory,
+            )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
     return 0

@@ -59,6 +59,8 @@ def test_burn_annotations_respects_frame_ranges_and_keeps_the_input():
     drawn = [bool((f != 0).any()) for f in out]
     assert drawn == [False, True, True, False]
     assert tuple(out[1, 16, 10]) == (255, 255, 0)
+    same = burn_annotations(frames, [circle], in_place=True)
+    assert same is frames and frames.max() == 255
     with pytest.raises(ValueError, match="8-bit RGB"):
         burn_annotations(frames[..., 0], [circle])
 

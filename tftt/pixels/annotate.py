@@ -139,14 +139,19 @@ def burn_annotations(
     annotations: Sequence[Annotation],
     *,
     frame_numbers: Sequence[int] | None = None,
+    in_place: bool = False,
 ) -> np.ndarray:
-    """A copy of 8-bit RGB ``frames`` ``(n, rows, cols, 3)`` with ``annotations`` drawn in.
+    """8-bit RGB ``frames`` ``(n, rows, cols, 3)`` with ``annotations`` drawn in.
 
+    Returns a copy unless ``in_place`` (then ``frames`` itself is changed and returned).
     ``frame_numbers`` (from 1) name the frames for the annotations' frame ranges; default 1..n.
+
+    Raises:
+        ValueError: ``frames`` is not 8-bit RGB with a frame axis.
     """
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
         raise ValueError("burn_annotations needs 8-bit RGB frames shaped (n, rows, cols, 3)")
-    out = frames.copy()
+    out = frames if in_place else frames.copy()
     numbers = np.asarray(frame_numbers if frame_numbers is not None else range(1, len(out) + 1))
     rows, columns = out.shape[1:3]
     groups: dict[FrameRange | None, list[Annotation]] = {}
@@ -209,7 +214,7 @@ def derive_annotated_series(
         marks = annotations.get(str(ds.SOPInstanceUID), ())
         if not marks:
             continue
-        burned = burn_annotations(display_rgb(ds, window=window), list(marks))
+        burned = burn_annotations(display_rgb(ds, window=window), list(marks), in_place=True)
         derived.append(_secondary_capture(ds, burned, new_uid))
     return derived
 

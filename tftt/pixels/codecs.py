@@ -19,8 +19,8 @@ implicit / explicit VR LE,     pydicom (native)
 explicit VR BE, deflated
 RLE Lossless                   pylibjpeg-rle, then pydicom's own RLE decoder
 JPEG Baseline (8-bit)          Pillow (libjpeg-turbo, fastest), then pylibjpeg-libjpeg, then GDCM
-JPEG Extended (12-bit)         Pillow decodes only 8-bit data; 12-bit needs pylibjpeg-libjpeg or
-                               GDCM (python-gdcm cannot do 12-bit either)
+JPEG Extended (.51)            Pillow for 8-bit data; 12-bit data need pylibjpeg-libjpeg
+                               (Pillow and python-gdcm fail on 12-bit)
 JPEG Lossless (.57, .70)       pylibjpeg-libjpeg (GPL-3.0) or python-gdcm (Apache-2.0) only
 JPEG-LS (.80, .81)             pyjpegls, then pylibjpeg-libjpeg, then GDCM
 JPEG 2000 (.90, .91)           pylibjpeg-openjpeg, then Pillow (openjpeg), then GDCM
@@ -30,13 +30,15 @@ MPEG-2/4, HEVC, anything else  none: :class:`~tftt.errors.UnsupportedInputError`
 
 TFTT's required dependencies are the MIT/BSD/HPND ones (pylibjpeg, pylibjpeg-openjpeg,
 pylibjpeg-rle, pyjpegls, Pillow). ``pylibjpeg-libjpeg`` is GPL-3.0 and is *not* required; when a
-site installs it (or python-gdcm), JPEG Lossless and 12-bit JPEG Extended become decodable with
-no code change. Without either, those inputs raise ``UnsupportedInputError`` with code
-``unsupported-transfer-syntax``.
+site installs it, JPEG Lossless and 12-bit JPEG Extended become decodable with no code change
+(python-gdcm adds JPEG Lossless only). Without them, those inputs raise
+``UnsupportedInputError`` with code ``unsupported-transfer-syntax``; a test checks this by
+hiding the GPL package from a subprocess.
 
 Encoding (:func:`encode_pixels`) writes Explicit VR Little Endian by default, or RLE Lossless,
-JPEG-LS Lossless or JPEG 2000 Lossless. Frames can be encoded in parallel over processes
-(``workers``), which pays off for JPEG 2000 (codec-bound, about 5-10x slower than the others).
+JPEG-LS Lossless or JPEG 2000 Lossless (which needs at least 32x32 pixels). Frames can be
+encoded (and decoded) in parallel over processes (``workers``), which pays off for JPEG 2000:
+it is codec-bound and about 5-10x slower than the others.
 """
 
 from __future__ import annotations
@@ -300,7 +302,10 @@ def _decode(ds: Dataset, ts: UID, index: int | None) -> tuple[np.ndarray, dict[s
     failures: list[str] = []
     for plugin in _plugins_for(ts):
         try:
-            arr, meta = decoder.as_array(ds, index=index, decoding_plugin=plugin, **_RGB)
+            if index is not None:
+                arr, meta = decoder.as_array(ds, index=index, decoding_plugin=plugin, **_RGB)
+            else:
+                arr, meta = _decode_frame_by_frame(decoder, ds, plugin)
         except Exception as exc:  # a plugin failing: try the next one
             failures.append(f"{plugin}: {type(exc).__name__}")
             continue
@@ -316,6 +321,31 @@ def _decode(ds: Dataset, ts: UID, index: int | None) -> tuple[np.ndarray, dict[s
         f"({'; '.join(failures)})",
         code="unsupported-transfer-syntax",
     )
+
+
+def _decode_frame_by_frame(
+    decoder: Any, ds: Dataset, plugin: str
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """All frames into one array, converting colour one frame at a time.
+
+    pydicom converts YBR to RGB in floating point; doing it per frame keeps that temporary at
+    one frame instead of eight times the whole cine.
+    """
+    n_frames = frame_count(ds)
+    out: np.ndarray | None = None
+    meta: dict[str, Any] = {}
+    count = 0
+    for frame, properties in decoder.iter_array(ds, decoding_plugin=plugin, **_RGB):
+        if count == n_frames:
+            break
+        meta = properties
+        if out is None:
+            out = np.empty((n_frames, *frame.shape), dtype=frame.dtype)
+        out[count] = frame
+        count += 1
+    if out is None or count != n_frames:
+        raise ValueError(f"found {count} of {n_frames} frames")
+    return out, meta
 
 
 def _meta(meta: dict[str, Any]) -> dict[str, Any]:
@@ -349,6 +379,10 @@ _PIXEL_MODULE_KEYWORDS = (
 )
 
 
+# Small chunks keep few frames in flight between processes (pickled copies), at a small cost.
+_CHUNKS_PER_WORKER = 8
+
+
 def _chunk_bounds(n: int, parts: int) -> list[tuple[int, int]]:
     parts = max(1, min(parts, n))
     edges = [round(i * n / parts) for i in range(parts + 1)]
@@ -360,8 +394,7 @@ def _decode_parallel(
 ) -> tuple[np.ndarray, dict[str, Any]]:
     frames = list(iter_frame_bytes(ds))
     chunks: list[Dataset] = []
-    parts = max(workers, 2) * 2
-    for start, stop in _chunk_bounds(n_frames, parts):
+    for start, stop in _chunk_bounds(n_frames, max(workers, 2) * _CHUNKS_PER_WORKER):
         part = Dataset()
         part.file_meta = FileMetaDataset()
         part.file_meta.TransferSyntaxUID = ts
@@ -372,15 +405,22 @@ def _decode_parallel(
         part.PixelData = encapsulate(frames[start:stop])
         part["PixelData"].VR = "OB"
         chunks.append(part)
-    with _pool(workers, executor) as pool:
-        results = list(pool.map(_decode_chunk, chunks))
-    arrays = [a for a, _ in results]
-    out = np.empty((n_frames, *arrays[0].shape[1:]), dtype=arrays[0].dtype)
+    del frames
+    out: np.ndarray | None = None
+    meta: dict[str, Any] = {}
     position = 0
-    for a in arrays:
-        out[position : position + len(a)] = a
-        position += len(a)
-    return out, results[0][1]
+    with _pool(workers, executor) as pool:
+        for arr, chunk_meta in pool.map(_decode_chunk, chunks):  # in order; copied as they come
+            if out is None:
+                out = np.empty((n_frames, *arr.shape[1:]), dtype=arr.dtype)
+                meta = chunk_meta
+            out[position : position + len(arr)] = arr
+            position += len(arr)
+    if out is None or position != n_frames:
+        raise UnsupportedInputError(
+            f"decoded {position} of {n_frames} frames", code="unsupported-transfer-syntax"
+        )
+    return out, meta
 
 
 def _decode_chunk(part: Dataset) -> tuple[np.ndarray, dict[str, Any]]:
@@ -475,19 +515,55 @@ def encode_pixels(
         UnsupportedInputError: code ``unsupported-output-syntax`` when ``syntax`` cannot hold
             these pixels (e.g. JPEG-LS of 32-bit data), or the encoder is not installed.
     """
-    frames = pixels.frames
-    source = template if source is None else source
+    new = pixel_header(template, pixels, source=source)
+    payload = encode_payload(pixels, syntax, workers=workers, executor=executor)
+    attach_pixel_data(new, payload, syntax, bits_allocated=pixels.frames.dtype.itemsize * 8)
+    return new
+
+
+def pixel_header(
+    template: Dataset, pixels: DecodedPixels, *, source: Dataset | None = None
+) -> Dataset:
+    """A copy of ``template`` without pixel data whose Image Pixel module describes ``pixels``.
+
+    Also carries the lossy-compression history of ``source`` (default ``template``). Attach
+    the pixel data with :func:`attach_pixel_data`. UIDs are kept.
+    """
     new = copy_without_pixel_data(template)
     _write_pixel_module(new, pixels, template)
+    new.update(lossy_compression_attributes(template if source is None else source))
+    return new
+
+
+def encode_payload(
+    pixels: DecodedPixels,
+    syntax: OutputSyntax,
+    *,
+    workers: int = 1,
+    executor: Executor | None = None,
+) -> bytes | list[bytes]:
+    """Little-endian bytes (Explicit VR LE) or one encoded bytes object per frame.
+
+    Raises:
+        UnsupportedInputError: code ``unsupported-output-syntax``.
+    """
+    frames = pixels.frames
     if syntax is OutputSyntax.EXPLICIT_VR_LITTLE_ENDIAN:
         # tobytes() writes C order from a strided (cropped) view: one copy, not two.
-        data = np.asarray(frames, dtype=frames.dtype.newbyteorder("<")).tobytes()
-        set_native_pixel_data(new, data, pixels.frames.dtype.itemsize * 8)
+        return np.asarray(frames, dtype=frames.dtype.newbyteorder("<")).tobytes()
+    return encode_frame_list(frames, pixels, syntax, workers=workers, executor=executor)
+
+
+def attach_pixel_data(
+    ds: Dataset, payload: bytes | list[bytes], syntax: OutputSyntax, *, bits_allocated: int
+) -> None:
+    """Set Pixel Data (native bytes, or encoded frames to encapsulate) and the syntax, in place."""
+    if isinstance(payload, bytes):
+        if syntax is not OutputSyntax.EXPLICIT_VR_LITTLE_ENDIAN:
+            raise ValueError("native bytes need the Explicit VR Little Endian syntax")
+        set_native_pixel_data(ds, payload, bits_allocated)
     else:
-        encoded = encode_frame_list(frames, pixels, syntax, workers=workers, executor=executor)
-        _set_encapsulated(new, encoded, syntax.uid)
-    new.update(lossy_compression_attributes(source))
-    return new
+        _set_encapsulated(ds, payload, syntax.uid)
 
 
 def set_native_pixel_data(ds: Dataset, data: bytes | bytearray, bits_allocated: int) -> None:
@@ -601,7 +677,7 @@ def encode_frame_list(
         )
     n = frames.shape[0]
     if (workers > 1 or executor is not None) and n > 1:
-        bounds = _chunk_bounds(n, max(workers, 2) * 2)
+        bounds = _chunk_bounds(n, max(workers, 2) * _CHUNKS_PER_WORKER)
         jobs = [(str(syntax.uid), frames[a:b], options) for a, b in bounds]
         with _pool(workers, executor) as pool:
             parts = list(pool.map(_encode_chunk, jobs))

@@ -99,7 +99,10 @@ def render_previews(
     if annotations:
         from tftt.pixels.annotate import burn_annotations
 
-        display = burn_annotations(_as_rgb(display), annotations, frame_numbers=numbers)
+        rgb = _as_rgb(display)
+        display = burn_annotations(
+            rgb, annotations, frame_numbers=numbers, in_place=rgb is not pixels.frames
+        )
     previews: list[FramePreview] = []
     for number, frame in zip(numbers, display, strict=True):
         image = Image.fromarray(frame)

@@ -23,6 +23,12 @@ What an edit changes besides the pixels:
 
 Images without blackouts or crop keep their Pixel Data bytes (no re-encode); whether to pass
 them through (and strip JPEG text segments) is the caller's choice.
+
+Speed and memory (``benchmarks/pixels.py``): uncompressed little-endian input is cropped and
+masked while it is copied out of the input (one pass), then turned into the output ``bytes``
+(a second pass: pydicom needs ``bytes``, which cannot be filled in place). Compressed input is
+decoded frame by frame into one array; the decoded array is released before the encoded frames
+are encapsulated, so the peak is about the decoded frames plus the encoded output.
 """
 
 from __future__ import annotations
@@ -43,10 +49,12 @@ from tftt.pixels.codecs import (
     PIXEL_DATA,
     DecodedPixels,
     OutputSyntax,
+    attach_pixel_data,
     copy_dataset,
     decode_frames,
-    encode_pixels,
+    encode_payload,
     frame_count,
+    pixel_header,
     transfer_syntax_of,
 )
 from tftt.redaction_spec import CropBox, ImageEdits, Rectangle
@@ -104,10 +112,16 @@ def apply_edits(
         arr = arr[:, c.y : c.y + c.height, c.x : c.x + c.width]
     result = replace(decoded, frames=arr)
 
-    new = encode_pixels(ds, result, syntax, source=ds, workers=workers, executor=executor)
+    new = pixel_header(ds, result, source=ds)
+    extremes = pixel_extremes(result) if _has_extremes(ds) else None
+    payload = encode_payload(result, syntax, workers=workers, executor=executor)
+    bits_allocated = arr.dtype.itemsize * 8
+    del arr, result, decoded  # free the decoded frames before encapsulating the output
+    attach_pixel_data(new, payload, syntax, bits_allocated=bits_allocated)
+    del payload
     if edits.crop is not None:
         update_geometry_after_crop(new, edits.crop)
-    clean_up_after_edit(new, result)
+    clean_up_after_edit(new, extremes)
     return new
 
 
@@ -402,21 +416,32 @@ def drop_overlays_and_icons(ds: Dataset) -> None:
         del ds[ICON_IMAGE_SEQUENCE]
 
 
-def clean_up_after_edit(ds: Dataset, pixels: DecodedPixels) -> None:
-    """In place on a new dataset: drop overlays/icons, recompute or drop the pixel extremes."""
-    drop_overlays_and_icons(ds)
-    for tag in SERIES_EXTREMES:
-        if tag in ds:
-            del ds[tag]
-    had_extremes = SMALLEST_IMAGE_PIXEL_VALUE in ds or LARGEST_IMAGE_PIXEL_VALUE in ds
-    for tag in (SMALLEST_IMAGE_PIXEL_VALUE, LARGEST_IMAGE_PIXEL_VALUE):
-        if tag in ds:
-            del ds[tag]
-    if not had_extremes or pixels.samples_per_pixel != 1 or pixels.frames.size == 0:
-        return
+def _has_extremes(ds: Dataset) -> bool:
+    return SMALLEST_IMAGE_PIXEL_VALUE in ds or LARGEST_IMAGE_PIXEL_VALUE in ds
+
+
+def pixel_extremes(pixels: DecodedPixels) -> tuple[int, int, str] | None:
+    """``(smallest, largest, VR)`` of greyscale pixels when they fit US/SS, else None."""
+    if pixels.samples_per_pixel != 1 or pixels.frames.size == 0:
+        return None
     low, high = int(pixels.frames.min()), int(pixels.frames.max())
     vr = "SS" if pixels.pixel_representation == 1 else "US"
     limits = (-(1 << 15), (1 << 15) - 1) if vr == "SS" else (0, (1 << 16) - 1)
     if limits[0] <= low and high <= limits[1]:
+        return low, high, vr
+    return None
+
+
+def clean_up_after_edit(ds: Dataset, extremes: tuple[int, int, str] | None) -> None:
+    """In place on a new dataset: drop overlays/icons; replace or drop the pixel extremes.
+
+    ``extremes`` comes from :func:`pixel_extremes` of the new pixels (None: drop them).
+    """
+    drop_overlays_and_icons(ds)
+    for tag in (*SERIES_EXTREMES, SMALLEST_IMAGE_PIXEL_VALUE, LARGEST_IMAGE_PIXEL_VALUE):
+        if tag in ds:
+            del ds[tag]
+    if extremes is not None:
+        low, high, vr = extremes
         ds[SMALLEST_IMAGE_PIXEL_VALUE] = DataElement(SMALLEST_IMAGE_PIXEL_VALUE, vr, low)
         ds[LARGEST_IMAGE_PIXEL_VALUE] = DataElement(LARGEST_IMAGE_PIXEL_VALUE, vr, high)
