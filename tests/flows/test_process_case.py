@@ -26,11 +26,14 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def prefect_server() -> Iterator[None]:
+def prefect_server() -> Iterator[Path]:
+    """A real Prefect server on a temporary SQLite database; yields the database file."""
+    import prefect.settings
     from prefect.testing.utilities import prefect_test_harness
 
     with prefect_test_harness(server_startup_timeout=180):
-        yield
+        url = str(prefect.settings.PREFECT_API_DATABASE_CONNECTION_URL.value())
+        yield Path(url.split(":///", 1)[1])
 
 
 @pytest.fixture(scope="module")
@@ -215,3 +218,16 @@ def test_case_without_any_valid_file_is_quarantined(tmp_path, monkeypatch, prefe
     assert process_case(case.id) == "quarantined"
     assert transact(rt.engine, lambda s: get_case(s, case.id)).status == CaseStatus.QUARANTINED
     assert list((settings.cases_dir / case.id / "quarantine").glob("*.json"))
+
+
+def test_no_canary_in_prefect_database(prefect_server, study):
+    """Runs last in this module: parameters, run names, results, logs, artifacts and review
+    inputs of every run above are in Prefect's database; none may hold an identifier."""
+    _, study_uid, _, canaries = study
+    files = [p for p in prefect_server.parent.glob(prefect_server.name + "*") if p.is_file()]
+    assert files and files[0].stat().st_size > 0
+    for path in files:
+        data = path.read_bytes().lower()
+        for needle in canaries:
+            assert needle.lower() not in data, (path.name, "canary in Prefect's database")
+        assert study_uid.encode() not in data, "the source study UID is in Prefect's database"
