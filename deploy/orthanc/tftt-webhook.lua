@@ -2,7 +2,8 @@
 --
 -- On OnStableStudy it POSTs, to the URL in the environment variable TFTT_WEBHOOK_URL:
 --
---   {"study_uid":"<StudyInstanceUID>","series":["<SeriesInstanceUID>",...],"calling_aet":"<AET>"|null}
+--   {"study_uid":"<StudyInstanceUID>","series":["<SeriesInstanceUID>",...],"calling_aet":"<AET>"|null,
+--    "requester":"orthanc"}
 --
 -- with the headers
 --
@@ -130,7 +131,8 @@ function TfttWebhook.body(study_uid, series, calling_aet)
    end
    return '{"study_uid":' .. TfttWebhook.json_string(study_uid)
       .. ',"series":[' .. table.concat(quoted, ",") .. ']'
-      .. ',"calling_aet":' .. aet .. '}'
+      .. ',"calling_aet":' .. aet
+      .. ',"requester":"orthanc"}'
 end
 
 local function self_test()

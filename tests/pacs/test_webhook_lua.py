@@ -128,8 +128,18 @@ def test_lua_json_body_escapes_and_parses(hooked_orthanc: OrthancServer) -> None
              'print(TfttWebhook.body("1.2.3", {}, nil))'
     first, second = _run_lua(hooked_orthanc, script).strip().split("\n")
     assert json.loads(first) == {"study_uid": "1.2.3", "series": ["4.5", "6.7"],
-                                 "calling_aet": 'AE "x"\\\n'}
-    assert json.loads(second) == {"study_uid": "1.2.3", "series": [], "calling_aet": None}
+                                 "calling_aet": 'AE "x"\\\n', "requester": "orthanc"}
+    assert json.loads(second) == {"study_uid": "1.2.3", "series": [], "calling_aet": None,
+                                  "requester": "orthanc"}
+
+
+def test_lua_body_is_accepted_by_the_receivers_payload_model(hooked_orthanc: OrthancServer) -> None:
+    """Regression: the script's body must validate against TFTT's webhook payload model."""
+    from tftt.web.app import PacsWebhook
+
+    script = 'print(TfttWebhook.body("1.2.3", {"4.5"}, "MODALITY1"))'
+    body = _run_lua(hooked_orthanc, script).strip()
+    assert PacsWebhook.model_validate_json(body).requester == "orthanc"
 
 
 def _next_call(received: queue.Queue[tuple[dict[str, str], bytes]]) -> tuple[dict[str, str],
@@ -169,11 +179,13 @@ def test_stable_study_is_announced_with_a_valid_signature(
         "study_uid": over_dimse.study_uid,
         "series": sorted(over_dimse.series_uids),
         "calling_aet": "MODALITY1",
+        "requester": "orthanc",
     }
     assert calls[over_http.study_uid] == {
         "study_uid": over_http.study_uid,
         "series": sorted(over_http.series_uids),
         "calling_aet": None,
+        "requester": "orthanc",
     }
     log = hooked_orthanc.log_text()
     assert over_dimse.study_uid not in log and over_http.study_uid not in log
