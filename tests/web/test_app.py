@@ -13,11 +13,12 @@ from sqlalchemy.engine import Engine
 
 from tests.web.conftest import BEARER_TOKEN, HMAC_SECRET, RecordingStarter, TestClient
 from tftt.errors import ConfigurationError
+from tftt.pacs.webhook_signature import sign as body_signature
 from tftt.settings import Settings, WebSettings
 from tftt.store import cases, db
 from tftt.store.db import AuditKind, transact
 from tftt.web.app import create_app
-from tftt.web.auth import SIGNATURE_HEADER, body_signature
+from tftt.web.auth import SIGNATURE_HEADER
 
 STUDY = "1.2.826.0.1.3680043.10.5555.77"
 SERIES = "1.2.826.0.1.3680043.10.5555.77.3"

@@ -7,12 +7,12 @@ import pytest
 from pydantic import SecretStr
 
 from tftt.errors import ConfigurationError
+from tftt.pacs.webhook_signature import sign
 from tftt.settings import WebSettings
 from tftt.web.auth import (
     AuthMethod,
     authenticate_webhook,
     bearer_matches,
-    body_signature,
     check_webhook_settings,
     signature_matches,
 )
@@ -23,7 +23,7 @@ SECRET = b"0123456789abcdef0123"
 def test_signature_is_sha256_hex_of_the_raw_body() -> None:
     body = b'{"study_uid": "1.2.3"}'
     expected = hmac.new(SECRET, body, hashlib.sha256).hexdigest()
-    assert body_signature(body, SECRET) == f"sha256={expected}"
+    assert sign(body, SECRET) == f"sha256={expected}"
     assert signature_matches(body, f"sha256={expected}", SECRET)
     assert signature_matches(body, f"  sha256={expected.upper()} ", SECRET)  # hex case-insensitive
     assert not signature_matches(body + b" ", f"sha256={expected}", SECRET)
@@ -49,7 +49,7 @@ def test_authenticate_checks_only_configured_methods() -> None:
     both = WebSettings(
         webhook_hmac_secret=SecretStr(SECRET.decode()), webhook_bearer_token=SecretStr("t" * 20)
     )
-    sig = {"X-TFTT-Signature": body_signature(body, SECRET)}
+    sig = {"X-TFTT-Signature": sign(body, SECRET)}
     assert authenticate_webhook(body, sig, both) is AuthMethod.HMAC
     assert authenticate_webhook(body, {"Authorization": "Bearer " + "t" * 20}, both) is (
         AuthMethod.BEARER

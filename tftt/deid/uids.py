@@ -10,11 +10,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import re
 
 from pydicom.uid import UID_dictionary  # type: ignore[attr-defined]
-
-_UID_SYNTAX = re.compile(r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$")
 
 #: Keywords whose UI value names a class or a syntax, never an instance: never remapped.
 CLASS_UID_KEYWORDS = frozenset(
@@ -36,10 +33,6 @@ IMPLEMENTATION_VERSION_NAME = "TFTT_0_1"
 
 def _digest(key: bytes, domain: bytes, value: str) -> bytes:
     return hmac.new(key, domain + b"\x00" + value.encode("utf-8", "surrogateescape"), hashlib.sha256).digest()
-
-
-def is_valid_uid(value: str) -> bool:
-    return 0 < len(value) <= 64 and bool(_UID_SYNTAX.match(value))
 
 
 def is_well_known_uid(value: str) -> bool:

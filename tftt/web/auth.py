@@ -8,37 +8,21 @@ or returns a secret, a signature or a token.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 from collections.abc import Mapping
 from enum import StrEnum
 
 from tftt.errors import ConfigurationError
+from tftt.pacs.webhook_signature import HEADER as SIGNATURE_HEADER
+from tftt.pacs.webhook_signature import verify as signature_matches
 from tftt.settings import WebSettings
 
-SIGNATURE_HEADER = "X-TFTT-Signature"
-SIGNATURE_PREFIX = "sha256="
 MIN_SECRET_CHARS = 16
 
 
 class AuthMethod(StrEnum):
     HMAC = "hmac"
     BEARER = "bearer"
-
-
-def body_signature(body: bytes, secret: bytes) -> str:
-    """``"sha256=<hex>"``: the HMAC-SHA256 of ``body`` under ``secret`` (what a sender puts in
-    the :data:`SIGNATURE_HEADER`)."""
-    return SIGNATURE_PREFIX + hmac.new(secret, body, hashlib.sha256).hexdigest()
-
-
-def signature_matches(body: bytes, header: str | None, secret: bytes) -> bool:
-    """True if ``header`` is the signature of ``body`` under ``secret`` (constant time)."""
-    if not header or not secret:
-        return False
-    expected = body_signature(body, secret).encode("ascii")
-    given = header.strip().lower().encode("utf-8", "replace")
-    return hmac.compare_digest(expected, given)
 
 
 def bearer_matches(authorization: str | None, token: str) -> bool:
