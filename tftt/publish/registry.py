@@ -19,6 +19,7 @@ TargetFactory = Callable[[Settings], PublicationTarget]
 
 _TARGETS: dict[str, str] = {
     "folder": "tftt.publish.folder:FolderTarget.from_settings",
+    "mirc": "tftt.publish.mirc:MircTarget.from_settings",
 }
 
 
