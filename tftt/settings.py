@@ -76,6 +76,10 @@ class MircSettings(_Section):
     username: str | None = None
     password: SecretStr | None = None
     timeout_seconds: float = 120.0
+    public_default: bool = Field(
+        False,
+        description="Publish cases public (read by anyone) unless a case's metadata has 'public'",
+    )
 
 
 class PublishMode(StrEnum):

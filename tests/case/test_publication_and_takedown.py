@@ -1,5 +1,6 @@
-"""A case through every step (without Prefect), published to a case folder and a real Orthanc
-teaching archive, then taken down from both with the CLI."""
+"""A case through every step (without Prefect), published to a case folder, a real Orthanc
+teaching archive and a MIRC TFS stand-in (tests/publish/tfs_standin.py, labelled as such),
+published again after a corrected review (updates in place), then taken down from all three."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.orthanc import OrthancServer, orthanc_available
+from tests.publish.tfs_standin import TfsStandIn, User
 from tftt.case.finishing import finish_case
 from tftt.case.intake import first_pass_case, retrieve_case
 from tftt.case.publication import publish_case
@@ -37,7 +39,15 @@ def archive(tmp_path_factory) -> Iterator[OrthancServer]:
 
 
 @pytest.fixture
-def published(tmp_path, monkeypatch, archive):
+def tfs() -> Iterator[TfsStandIn]:
+    standin = TfsStandIn(users={"teacher": User("tfs-password-1", frozenset({"author", "publisher"}))}).start()
+    yield standin
+    standin.stop()
+    assert standin.violations == []
+
+
+@pytest.fixture
+def published(tmp_path, monkeypatch, archive, tfs):
     who = make_identity(21)
     source = tmp_path / "source"
     source.mkdir()
@@ -48,7 +58,10 @@ def published(tmp_path, monkeypatch, archive):
         "TFTT_DATA_DIR": str(tmp_path / "data"),
         "TFTT_SOURCE__FOLDER": str(source),
         "TFTT_SECRET_KEY": "publication-test-secret-0123456789abcdef",
-        "TFTT_PUBLISH__TARGETS": '["folder", "dicomweb"]',
+        "TFTT_PUBLISH__TARGETS": '["folder", "dicomweb", "mirc"]',
+        "TFTT_PUBLISH__MIRC__URL": tfs.url,
+        "TFTT_PUBLISH__MIRC__USERNAME": "teacher",
+        "TFTT_PUBLISH__MIRC__PASSWORD": "tfs-password-1",
         "TFTT_PUBLISH__FOLDER": str(tmp_path / "published"),
         "TFTT_PUBLISH__ARCHIVE__URL": archive.dicomweb_url,
         "TFTT_PUBLISH__ARCHIVE__REST_URL": archive.url,
@@ -76,7 +89,8 @@ def test_published_everywhere_without_a_canary(published, archive):
     rt, case_id, canaries = published
     publications = transact(rt.engine, lambda s: list_publications(s, case_id))
     assert {(p.target, p.status) for p in publications} == {
-        ("folder", PublicationStatus.PUBLISHED), ("dicomweb", PublicationStatus.PUBLISHED)}
+        ("folder", PublicationStatus.PUBLISHED), ("dicomweb", PublicationStatus.PUBLISHED),
+        ("mirc", PublicationStatus.PUBLISHED)}
     study_uid = next(p.remote_ref for p in publications if p.target == "dicomweb")
     instances = archive.study_instance_uids(study_uid)
     assert len(instances) == 3  # two CT slices and one ultrasound cine
@@ -92,19 +106,36 @@ def test_published_everywhere_without_a_canary(published, archive):
             assert not any(needle in data for needle in canaries), path.name
 
 
-def test_take_down_from_every_target(published, archive):
+def test_corrected_review_updates_every_target_in_place(published, archive, tfs):
+    rt, case_id, _ = published
+    before = {p.target: p.remote_ref for p in transact(rt.engine, lambda s: list_publications(s, case_id))}
+    assert len(tfs.documents) == 1
+    index = load_index(rt.workspace(case_id))
+    corrected = ReviewDecision(approved=True, reviewer="Dr. R", spec=index.proposed_spec,
+                               teaching_metadata={"title": "CT and US, corrected", "diagnosis": "Normal"})
+    finish_case(rt, case_id, corrected)
+    publish_case(rt, case_id, actor="Dr. R")
+    after = {p.target: p.remote_ref for p in transact(rt.engine, lambda s: list_publications(s, case_id))}
+    assert after == before  # same MIRC document, same archive study, same folder
+    assert len(tfs.documents) == 1
+    assert b"corrected" in next(iter(tfs.documents.values())).xml
+    assert len(archive.study_instance_uids(after["dicomweb"])) == 3
+
+
+def test_take_down_from_every_target(published, archive, tfs):
     rt, case_id, _ = published
     study_uid = next(p.remote_ref for p in transact(rt.engine, lambda s: list_publications(s, case_id))
                      if p.target == "dicomweb")
     outcome = CliRunner().invoke(app, ["takedown", case_id, "--reason", "identifier-found", "--actor", "admin"])
     assert outcome.exit_code == 0, outcome.output
-    assert "dicomweb" in outcome.output and "folder" in outcome.output
+    assert "dicomweb" in outcome.output and "folder" in outcome.output and "mirc" in outcome.output
+    assert tfs.documents == {}
     assert not (rt.settings.publish.folder / case_id).exists()
     assert archive.study_instance_uids(study_uid) == set()
     case = transact(rt.engine, lambda s: get_case(s, case_id))
     assert case.status == CaseStatus.TAKEN_DOWN
     kinds = [e.kind.value for e in transact(rt.engine, lambda s: list_audit(s, case_id))]
-    assert kinds.count("taken_down") == 2
+    assert kinds.count("taken_down") == 3
     # a taken-down case is published again only after a new review
     from tftt.store.cases import CaseTransitionError, set_status
 

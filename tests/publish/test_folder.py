@@ -155,6 +155,23 @@ def test_republishing_replaces_the_folder_and_is_deterministic(
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [CASE_ID]  # no leftovers
 
 
+def test_republishing_accepts_the_previous_receipt(
+    tmp_path: Path, sample_case: PublishableCase
+) -> None:
+    target = FolderTarget(tmp_path / "out")
+    first = target.publish(sample_case)
+    before = _tree(tmp_path / "out" / CASE_ID)
+    assert target.publish(sample_case, first) == first
+    assert _tree(tmp_path / "out" / CASE_ID) == before
+    for wrong in (
+        first.model_copy(update={"target": "mirc"}),
+        first.model_copy(update={"case_id": "c-0000000000000001"}),
+    ):
+        with pytest.raises(UnsupportedInputError, match="another case or target"):
+            target.publish(sample_case, wrong)
+    assert _tree(tmp_path / "out" / CASE_ID) == before
+
+
 def test_republishing_keeps_one_publication_record(
     tmp_path: Path, sample_case: PublishableCase
 ) -> None:

@@ -11,11 +11,18 @@ from sqlmodel import Session
 from tftt.case.finishing import DECISION_FILE, PUBLISHED_INDEX
 from tftt.case.runtime import CaseRuntime
 from tftt.errors import TfttError
-from tftt.publish.base import PublishableCase, PublishableFrame, PublishableImage
+from tftt.publish.base import PublicationReceipt, PublishableCase, PublishableFrame, PublishableImage
 from tftt.publish.registry import make_targets
 from tftt.review_decision import ReviewDecision
 from tftt.settings import PublishMode
-from tftt.store.cases import effective_publish_mode, get_case, list_cases, set_status, upsert_publication
+from tftt.store.cases import (
+    effective_publish_mode,
+    get_case,
+    list_cases,
+    list_publications,
+    set_status,
+    upsert_publication,
+)
 from tftt.store.db import CaseStatus, PublicationStatus, transact
 from tftt.store.workspace import Area
 
@@ -77,9 +84,14 @@ def publish_case(rt: CaseRuntime, case_id: str, *, actor: str | None = None) -> 
     done: list[str] = []
     failed: list[str] = []
     first_error: TfttError | None = None
+    records = {p.target: p for p in transact(rt.engine, lambda s: list_publications(s, case_id))}
     for target in make_targets(rt.settings):
+        record = records.get(target.name)
+        previous = None
+        if record is not None and record.status is PublicationStatus.PUBLISHED and record.remote_ref:
+            previous = PublicationReceipt(target=target.name, case_id=case_id, remote_ref=record.remote_ref)
         try:
-            receipt = target.publish(case)
+            receipt = target.publish(case, previous)
         except TfttError as exc:
             failed.append(target.name)
             first_error = first_error or exc

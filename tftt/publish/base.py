@@ -7,7 +7,10 @@ order: series, instance, frame) the second-pass DICOM file and its JPEGs. Only s
 verified files may be put into a ``PublishableCase``; targets copy them as they are.
 
 Publishing is idempotent per (case, target): publishing again replaces what the target holds
-for the case, and the caller keeps one publication record (``upsert_publication``).
+for the case, and the caller keeps one publication record (``upsert_publication``). The caller
+passes the receipt of the case's current publication on that target (rebuilt from the record)
+as ``previous``: a target that cannot find its copy of a case by the case id alone (MIRC, whose
+server names each document) updates that copy in place instead of adding a second one.
 """
 
 from __future__ import annotations
@@ -116,8 +119,14 @@ class PublicationTarget(Protocol):
 
     name: str
 
-    def publish(self, case: PublishableCase) -> PublicationReceipt:
-        """Publish ``case``, replacing whatever this target holds for it (idempotent)."""
+    def publish(
+        self, case: PublishableCase, previous: PublicationReceipt | None = None
+    ) -> PublicationReceipt:
+        """Publish ``case``, replacing whatever this target holds for it (idempotent).
+
+        ``previous`` is the receipt of the case's current publication on this target, if any
+        (``None`` for a first publication, or after a take-down).
+        """
         ...
 
     def take_down(self, case_id: str, receipt: PublicationReceipt) -> None:

@@ -35,8 +35,11 @@ class DicomwebArchiveTarget:
             raise TargetRejectedError(f"a case must hold exactly one study, not {len(uids)}", code="not-one-study")
         return uids.pop()
 
-    def publish(self, case: PublishableCase) -> PublicationReceipt:
+    def publish(self, case: PublishableCase, previous: PublicationReceipt | None = None) -> PublicationReceipt:
         """Send every DICOM file of the case (replacing an earlier version of the study).
+
+        ``previous`` (the current publication's receipt) is not needed: the study is found by
+        its UID, which the second pass derives from the source with the site key.
 
         Raises:
             TargetUnavailableError: the archive cannot be reached (retryable).

@@ -136,16 +136,26 @@ class FolderTarget:
         """
         return contained_path(self.root, check_case_id(case_id))
 
-    def publish(self, case: PublishableCase) -> PublicationReceipt:
-        """Write the case folder, replacing a previous version.
+    def publish(
+        self, case: PublishableCase, previous: PublicationReceipt | None = None
+    ) -> PublicationReceipt:
+        """Write the case folder, replacing a previous version. The folder is found by the case
+        id, so ``previous`` is not needed (a receipt of another case or target is refused).
 
         Raises:
             UnsupportedInputError: a DICOM or JPEG file is unreadable or malformed, two images
-                share a SOP Instance UID, or a frame number exceeds the image's frames.
+                share a SOP Instance UID, a frame number exceeds the image's frames, or
+                ``previous`` is another case's or another target's receipt.
             TargetRejectedError: a DICOM file is not marked as de-identified.
             TargetUnavailableError: the folder cannot be written (disk full, permissions).
         """
         final = self.case_folder(case.case_id)
+        if previous is not None and (
+            previous.case_id != case.case_id or previous.target != self.name
+        ):
+            raise UnsupportedInputError(
+                "the receipt belongs to another case or target", code="bad-receipt"
+            )
         try:
             self.root.mkdir(parents=True, exist_ok=True)
             staging = contained_path(
