@@ -123,6 +123,17 @@ def takedown(
     typer.echo(f"taken down from: {', '.join(summary.taken_down) or 'nothing was published'}")
 
 
+@app.command("review-again")
+def review_again(case_id: Annotated[str, typer.Argument(help="The case id (c-...)")]) -> None:
+    """Start a new review round (a corrected case, or one taken down) in a new flow run."""
+    from tftt.case.review_rounds import reopen_for_review
+    from tftt.case.runtime import runtime
+    from tftt.web.runs import start_case_run
+
+    run_id = reopen_for_review(runtime(_settings()), case_id, start_case_run)
+    typer.echo(f"case {case_id}: new review round in flow run {run_id}")
+
+
 def _mount_synth() -> None:
     from tftt.synth.cli import synth_command
 

@@ -220,6 +220,29 @@ def test_case_without_any_valid_file_is_quarantined(tmp_path, monkeypatch, prefe
     assert list((settings.cases_dir / case.id / "quarantine").glob("*.json"))
 
 
+def test_a_new_review_round_republishes_the_corrected_case(case_env):
+    """Issue 7: a corrected decision on a published case gives a new second pass and an update."""
+    import json
+
+    settings, case_id = case_env
+
+    def first(index: ReviewIndex) -> list[dict]:
+        return [_decision(index)]
+
+    def corrected(index: ReviewIndex) -> list[dict]:
+        decision = _decision(index)
+        decision["teaching_metadata"]["title"] = "Synthetic ultrasound, corrected"
+        return [decision]
+
+    assert _run(case_id, first, settings)[0] == "published"
+    manifest = settings.publish.folder / case_id / "manifest.json"
+    assert "corrected" not in manifest.read_text()
+    assert _run(case_id, corrected, settings)[0] == "published"
+    assert json.loads(manifest.read_text())["metadata"]["title"] == "Synthetic ultrasound, corrected"
+    rt = runtime(settings)
+    assert [p.target for p in transact(rt.engine, lambda s: list_publications(s, case_id))] == ["folder"]
+
+
 def test_no_canary_in_prefect_database(prefect_server, study):
     """Runs last in this module: parameters, run names, results, logs, artifacts and review
     inputs of every run above are in Prefect's database; none may hold an identifier."""
