@@ -357,7 +357,7 @@ def main() -> int:
         default="",
         help="comma-separated input syntaxes to run (explicit,rle,jpeg-ls,jpeg-2000,jpeg-baseline)",
     )
-    parser.add_argument("--cases", default="xa,us", help="comma-separated cases: xa,us")
+    parser.add_argument("--cases", default="xa,us,ocr", help="comma-separated cases: xa,us,ocr")
     args = parser.parse_args()
     repeats = 1 if args.quick else 3
     xa_n, xa_size = (40, 256) if args.quick else (500, 512)
@@ -399,9 +399,42 @@ def main() -> int:
                 work,
                 not args.no_memory,
             )
+    if "ocr" in cases:
+        results += run_ocr(3 if args.quick else 10)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
     return 0
+
+
+def run_ocr(repeats: int) -> list[dict[str, object]]:
+    """OCR time per frame (Tesseract via tftt.pixels.ocr) on 512x512 frames with burned-in text,
+    on a plain background and on ultrasound-like speckle, one frame and a 30-frame cine."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    from tftt.pixels.ocr import detect_text_regions, is_available
+
+    if not is_available():
+        print("ocr: tesseract is not installed; skipped")
+        return []
+    rng = np.random.default_rng(3)
+    font = ImageFont.load_default(size=22)
+    rows = []
+    for background in ("plain", "speckle"):
+        speckle = rng.gamma(2.0, 30.0, (512, 512)).clip(0, 255).astype(np.uint8)
+        base = np.zeros((512, 512), np.uint8) if background == "plain" else speckle
+        image = Image.fromarray(base)
+        ImageDraw.Draw(image).text((20, 16), "DOE^JANE  ID 12345678", fill=255, font=font)
+        frame = np.asarray(image)
+        for frames in (1, 30):
+            stack = np.repeat(frame[np.newaxis], frames, axis=0)
+            start = time.perf_counter()
+            for _ in range(repeats):
+                found = detect_text_regions(stack)
+            seconds = (time.perf_counter() - start) / repeats
+            print(f"ocr {background:8} {frames:3d} frame(s): {seconds * 1000:7.0f} ms per image, "
+                  f"{seconds * 1000 / frames:6.1f} ms per frame, {len(found)} region(s)")
+            rows.append({"case": f"ocr-{background}-{frames}", "seconds": seconds, "regions": len(found)})
+    return rows
 
 
 if __name__ == "__main__":
