@@ -357,21 +357,29 @@ def test_timeout_and_5xx_are_unavailable(stub_url: tuple[str, str]) -> None:
 # -- a 1 GiB study in bounded memory --------------------------------------------------------
 
 _RETRIEVE_IN_SUBPROCESS = """
-import json, os, resource, sys, time
+import json, os, sys, time
 from pathlib import Path
 from pydantic import SecretStr
 from tftt.pacs.dicomweb import DicomwebClient
 from tftt.settings import DicomwebSettings
 
+def status_kib(field):
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(field)
+
 args = json.loads(sys.argv[1])
 settings = DicomwebSettings(url=args["url"], username=args["username"],
                             password=SecretStr(os.environ["TFTT_TEST_PASSWORD"]))
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+# ru_maxrss would include the forked parent's (pytest's) peak; reset this process's own peak.
+Path("/proc/self/clear_refs").write_text("5")
+before = status_kib("VmRSS")
 start = time.perf_counter()
 with DicomwebClient(settings) as client:
     result = client.retrieve_study(args["study_uid"], None, Path(args["dest"]))
 seconds = time.perf_counter() - start
-after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+after = status_kib("VmHWM")
 print(json.dumps({"count": result.count, "bytes": result.total_bytes, "seconds": seconds,
                   "maxrss_before_kib": before, "maxrss_after_kib": after,
                   "files": [str(p) for p in result.files]}))
