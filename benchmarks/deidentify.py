@@ -29,10 +29,17 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
+def _reset_peak_rss() -> None:
+    """Forget the peak inherited from the forked parent (Linux: clear_refs 5 resets VmHWM)."""
+    Path("/proc/self/clear_refs").write_text("5")
+
+
 def _peak_rss_mb() -> float:
-    self_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    """This process's own peak (VmHWM) or its worker processes' peak, whichever is larger."""
+    hwm_kb = next(int(line.split()[1]) for line in Path("/proc/self/status").read_text().splitlines()
+                  if line.startswith("VmHWM:"))
     children_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return max(self_kb, children_kb) / 1024
+    return max(hwm_kb, children_kb) / 1024
 
 
 def child_floor(src: Path, out: Path) -> dict[str, float]:
@@ -92,6 +99,8 @@ def main() -> None:
                         help="OCR safety net on images flagged for burned-in text (default on)")
     args = parser.parse_args()
 
+    if args.child:
+        _reset_peak_rss()
     if args.child == "floor":
         print(json.dumps(child_floor(args.corpus, args.out)))
         return
