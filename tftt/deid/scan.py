@@ -156,11 +156,15 @@ class _LongIndex:
                 self.highs.update(form[1::2])
 
     def place(self, placement: _Placement) -> None:
-        """Add a precomputed entry: the same as :meth:`add` for its forms."""
+        """Add a precomputed entry: the same as :meth:`add` for its forms. Its keys are
+        distinct and the entry is new to this index, so it is appended once per key."""
         entry = placement.entry
+        entries = self.entries
         for key in placement.keys:
-            bucket = self.entries.setdefault(key, [])
-            if not any(other is entry for other in bucket):
+            bucket = entries.get(key)
+            if bucket is None:
+                entries[key] = [entry]
+            else:
                 bucket.append(entry)
         self.letters |= placement.letters
         self.highs |= placement.highs
