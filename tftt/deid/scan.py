@@ -145,19 +145,9 @@ class _LongIndex:
         fold = 0x2020202020202020 if self.width == 8 else 0x20202020
         return int.from_bytes(prefix, "little") | fold
 
-    def add(self, entry: _Entry) -> None:
-        for form in entry.forms:
-            key = self.key_of(form[: self.width])
-            bucket = self.entries.setdefault(key, [])
-            if not any(other is entry for other in bucket):
-                bucket.append(entry)
-            self.letters.update(form[::2] if self.utf16 else form)
-            if self.utf16:
-                self.highs.update(form[1::2])
-
     def place(self, placement: _Placement) -> None:
-        """Add a precomputed entry: the same as :meth:`add` for its forms. Its keys are
-        distinct and the entry is new to this index, so it is appended once per key."""
+        """Add one entry of a needle (see :func:`_placements`). Its keys are distinct and the
+        entry is new to this index, so it is appended once per key."""
         entry = placement.entry
         entries = self.entries
         for key in placement.keys:
