@@ -481,6 +481,7 @@ def character_set(ds: Dataset, inherited: str | list[str] | None) -> str | list[
         return inherited
 
 
+@lru_cache(maxsize=8192)
 def keyword_of(tag: int) -> str:
     """The dictionary keyword of a tag (repeating groups such as 60xx included), else ``""``."""
     if (tag >> 16) & 1:
