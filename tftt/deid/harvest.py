@@ -212,6 +212,16 @@ def _valid_date(y: int, m: int, d: int) -> date | None:
 def dates_in_text(text: str) -> set[date]:
     """Dates written in free text, in any of the recognised forms (both readings of an
     ambiguous DD/MM or MM/DD)."""
+    return set(_dates_in_text(text))
+
+
+def _dates_in_text(text: str) -> frozenset[date]:
+    if len(text) > _CACHED_TEXT:
+        return _compute_dates_in_text(text)
+    return _cached_dates_in_text(text)
+
+
+def _compute_dates_in_text(text: str) -> frozenset[date]:
     found: set[date] = set()
     for match in _DATE_NUMERIC_YMD.finditer(text):
         day = _valid_date(int(match.group(1)), int(match.group(3)), int(match.group(4)))
@@ -235,7 +245,11 @@ def dates_in_text(text: str) -> set[date]:
             day = _valid_date(int(match.group(3)), month, int(match.group(2)))
             if day is not None:
                 found.add(day)
-    return found
+    return frozenset(found)
+
+
+# Remembered per text (short texts only): the same values recur in every file of a series.
+_cached_dates_in_text = lru_cache(maxsize=4096)(_compute_dates_in_text)
 
 
 def _month(word: str) -> int | None:
@@ -262,9 +276,16 @@ def name_needles(value: str) -> set[str]:
     return set(_name_needles(value))
 
 
-@lru_cache(maxsize=4096)
+_CACHED_TEXT = 512  # longer texts are not remembered: the caches stay small whatever the data
+
+
 def _name_needles(value: str) -> frozenset[str]:
-    """:func:`name_needles`, remembered: a patient's names recur in every one of its files."""
+    if len(value) > _CACHED_TEXT:
+        return _compute_name_needles(value)
+    return _cached_name_needles(value)
+
+
+def _compute_name_needles(value: str) -> frozenset[str]:
     out: set[str] = set()
 
     def usable(text: str) -> bool:
@@ -295,6 +316,10 @@ def _name_needles(value: str) -> frozenset[str]:
         if usable(whole) and whole.strip("^ "):
             out.add(whole)
     return frozenset(out)
+
+
+# Remembered per value (short values only): a patient's names recur in every one of its files.
+_cached_name_needles = lru_cache(maxsize=4096)(_compute_name_needles)
 
 
 def phone_needles(number: str) -> set[str]:
@@ -629,7 +654,7 @@ def _assemble(
             if word not in vocabulary_words and _distinctive(word, allowed):
                 texts.add(word)
     for value in free_texts:
-        days |= dates_in_text(value)
+        days |= _dates_in_text(value)
         emails |= {normalise(m.group()) for m in _EMAIL.finditer(value)}
         for match in _PHONE.finditer(value):
             phones |= phone_needles(match.group())

@@ -239,11 +239,18 @@ def _prefix_key(form: bytes, width: int) -> int:
     return int.from_bytes(form[:width], "little") | fold
 
 
-@lru_cache(maxsize=16384)
+_CACHED_NEEDLE = 512  # longer needles are not remembered: the cache stays small
+
+
 def _placements(text: str, category: Category) -> tuple[_Placement, ...]:
     """The entries of one needle and where they go; the same for every set that holds it, so
-    they are computed once per process (bounded: a batch repeats a patient's needles in every
-    one of its files)."""
+    they are remembered (a batch repeats a patient's needles in every one of its files)."""
+    if len(text) > _CACHED_NEEDLE:
+        return _compute_placements(text, category)
+    return _cached_placements(text, category)
+
+
+def _compute_placements(text: str, category: Category) -> tuple[_Placement, ...]:
     out: list[_Placement] = []
     word = len(text) < LONG_NEEDLE
     encodings = ("latin-1", UTF16) if text.isascii() else (*ENCODINGS_8BIT, UTF16)
@@ -285,6 +292,9 @@ def _placements(text: str, category: Category) -> tuple[_Placement, ...]:
             else:
                 out.append(_Placement(_IRREGULAR, entry, tuple(same)))
     return tuple(out)
+
+
+_cached_placements = lru_cache(maxsize=16384)(_compute_placements)
 
 
 class NeedleSet:
