@@ -172,7 +172,7 @@ class _TagIndex:
         return None
 
 
-_RULINGS_SIZE = 1 << 16
+_RULINGS_SIZE = 1 << 14
 
 
 class RuleView:

@@ -294,7 +294,7 @@ def _compute_placements(text: str, category: Category) -> tuple[_Placement, ...]
     return tuple(out)
 
 
-_cached_placements = lru_cache(maxsize=16384)(_compute_placements)
+_cached_placements = lru_cache(maxsize=4096)(_compute_placements)
 
 
 class NeedleSet:
