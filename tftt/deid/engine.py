@@ -330,20 +330,22 @@ class _Walk:
 
     def element(self, src: Dataset, tag: BaseTag, raw: DataElement | RawDataElement, *,
                 top: bool) -> DataElement | RawDataElement | None:
-        if tag.group in (0x0000, 0x0002) or tag.element == 0x0000 or tag == ICON_IMAGE_SEQUENCE:
+        tag_int = int(tag)  # plain int comparisons: BaseTag's are Python-level
+        group = tag_int >> 16
+        if group in (0x0000, 0x0002) or tag_int & 0xFFFF == 0 or tag_int == ICON_IMAGE_SEQUENCE:
             self.removed["group-length-meta-or-icon"] += 1
             return None
-        if tag.is_private:
+        if group & 1:
             return self.private(src, tag, raw)
-        if tag in _MARK_TAGS:
+        if tag_int in _MARK_TAGS:
             return None  # rewritten by mark()
-        action = self.rules.action_for(int(tag))
+        action = self.rules.action_for(tag_int)
         if action is None:
-            if int(tag) not in self.rules.keep:
-                self.removed[keyword_for_tag(tag) or f"{int(tag):08X}"] += 1
+            if tag_int not in self.rules.keep:
+                self.removed[keyword_for_tag(tag) or f"{tag_int:08X}"] += 1
                 return None
             action = Action.KEEP
-        if action is Action.REMOVE and not self.dated(int(tag)):
+        if action is Action.REMOVE and not self.dated(tag_int):
             self.actions["X"] += 1
             return None
         elem = self.convert(src, raw)

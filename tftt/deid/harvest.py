@@ -49,7 +49,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import date
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 from pydicom.dataset import Dataset
 from pydicom.uid import UID_dictionary
@@ -212,6 +212,16 @@ def _valid_date(y: int, m: int, d: int) -> date | None:
 def dates_in_text(text: str) -> set[date]:
     """Dates written in free text, in any of the recognised forms (both readings of an
     ambiguous DD/MM or MM/DD)."""
+    return set(_dates_in_text(text))
+
+
+def _dates_in_text(text: str) -> frozenset[date]:
+    if len(text) > _CACHED_TEXT:
+        return _compute_dates_in_text(text)
+    return _cached_dates_in_text(text)
+
+
+def _compute_dates_in_text(text: str) -> frozenset[date]:
     found: set[date] = set()
     for match in _DATE_NUMERIC_YMD.finditer(text):
         day = _valid_date(int(match.group(1)), int(match.group(3)), int(match.group(4)))
@@ -235,7 +245,11 @@ def dates_in_text(text: str) -> set[date]:
             day = _valid_date(int(match.group(3)), month, int(match.group(2)))
             if day is not None:
                 found.add(day)
-    return found
+    return frozenset(found)
+
+
+# Remembered per text (short texts only): the same values recur in every file of a series.
+_cached_dates_in_text = lru_cache(maxsize=4096)(_compute_dates_in_text)
 
 
 def _month(word: str) -> int | None:
@@ -259,6 +273,19 @@ def _dicom_date(value: str) -> date | None:
 
 def name_needles(value: str) -> set[str]:
     """Needles for one PN value: components, their words, full-name orderings."""
+    return set(_name_needles(value))
+
+
+_CACHED_TEXT = 512  # longer texts are not remembered: the caches stay small whatever the data
+
+
+def _name_needles(value: str) -> frozenset[str]:
+    if len(value) > _CACHED_TEXT:
+        return _compute_name_needles(value)
+    return _cached_name_needles(value)
+
+
+def _compute_name_needles(value: str) -> frozenset[str]:
     out: set[str] = set()
 
     def usable(text: str) -> bool:
@@ -288,7 +315,11 @@ def name_needles(value: str) -> set[str]:
         whole = normalise(group)
         if usable(whole) and whole.strip("^ "):
             out.add(whole)
-    return out
+    return frozenset(out)
+
+
+# Remembered per value (short values only): a patient's names recur in every one of its files.
+_cached_name_needles = lru_cache(maxsize=4096)(_compute_name_needles)
 
 
 def phone_needles(number: str) -> set[str]:
@@ -426,7 +457,7 @@ class _Collector:
                 self.retained.append(text_of(value))
             else:
                 for part in text_of(value).split("\\"):
-                    self.names |= name_needles(part)
+                    self.names |= _name_needles(part)
             return
         if vr in ("DA", "DT"):
             is_birth = element.tag == BIRTH_DATE_TAG
@@ -479,15 +510,48 @@ def _private_creator(ds: Dataset, tag: int, encoding: str | list[str] | None) ->
 def _allowed_words(
     collector: _Collector, profile: Profile, vocabulary: Vocabulary | None
 ) -> set[str]:
-    allowed = set(COMMON_WORDS)
-    if vocabulary is not None:
-        allowed |= {w.upper() for w in vocabulary.words}
+    allowed = set(_fixed_allowed_words(profile.method_description, vocabulary))
     for text in collector.retained:
         allowed.update(words_of(text))
+    return allowed
+
+
+_FIXED_WORDS: dict[tuple[str, int], tuple[Vocabulary | None, frozenset[str]]] = {}
+
+
+def _fixed_allowed_words(method_description: str, vocabulary: Vocabulary | None) -> frozenset[str]:
+    """The allowed words that do not depend on the object: common words, the vocabulary, the
+    de-identification method codes and description. Remembered per vocabulary object (frozen),
+    which the entry keeps alive so its identity is not reused."""
+    key = (method_description, id(vocabulary))
+    cached = _FIXED_WORDS.get(key)
+    if cached is not None and cached[0] is vocabulary:
+        return cached[1]
+    allowed = set(COMMON_WORDS)
+    if vocabulary is not None:
+        allowed |= _vocabulary_words(vocabulary)
     for _code, meaning in CID_7050.values():
         allowed.update(words_of(meaning))
-    allowed.update(words_of(profile.method_description))
-    return allowed
+    allowed.update(words_of(method_description))
+    if len(_FIXED_WORDS) >= 16:
+        _FIXED_WORDS.clear()
+    _FIXED_WORDS[key] = (vocabulary, frozenset(allowed))
+    return _FIXED_WORDS[key][1]
+
+
+_VOCABULARY_WORDS: dict[int, tuple[Vocabulary, frozenset[str]]] = {}
+
+
+def _vocabulary_words(vocabulary: Vocabulary) -> frozenset[str]:
+    """The vocabulary's words, upper case; remembered per (frozen) vocabulary object."""
+    cached = _VOCABULARY_WORDS.get(id(vocabulary))
+    if cached is not None and cached[0] is vocabulary:
+        return cached[1]
+    words = frozenset(w.upper() for w in vocabulary.words)
+    if len(_VOCABULARY_WORDS) >= 16:
+        _VOCABULARY_WORDS.clear()
+    _VOCABULARY_WORDS[id(vocabulary)] = (vocabulary, words)
+    return words
 
 
 def _distinctive(word: str, allowed: set[str]) -> bool:
@@ -584,13 +648,13 @@ def _assemble(
         if not any(len(w) >= 2 and w not in allowed for w in words):
             continue
         (ids if _id_like(text) else texts).add(text)
-    vocabulary_words = {w.upper() for w in vocabulary.words} if vocabulary else set()
+    vocabulary_words = _vocabulary_words(vocabulary) if vocabulary else frozenset()
     for value in collector.cleaned:
         for word in words_of(value):
             if word not in vocabulary_words and _distinctive(word, allowed):
                 texts.add(word)
     for value in free_texts:
-        days |= dates_in_text(value)
+        days |= _dates_in_text(value)
         emails |= {normalise(m.group()) for m in _EMAIL.finditer(value)}
         for match in _PHONE.finditer(value):
             phones |= phone_needles(match.group())

@@ -172,6 +172,9 @@ class _TagIndex:
         return None
 
 
+_RULINGS_SIZE = 1 << 14
+
+
 class RuleView:
     """A profile, its table, its keep list and the safe private tags, as the verifier reads them.
 
@@ -222,6 +225,7 @@ class RuleView:
                 self._safe.add((creator, int(safe.group, 16), int(safe.element[-2:], 16)))
                 self._safe_creators.add(creator)
         self.remaps_uids = profile.remap_uids and Option.RETAIN_UIDS not in profile.options
+        self._rulings: dict[tuple[int, str, str | None, bool], Disposition] = {}
 
     # ----- table -------------------------------------------------------------------------
     def table_row(self, tag: int) -> TableRow | None:
@@ -289,7 +293,22 @@ class RuleView:
         ``private_creator`` is the creator of the private block the tag belongs to (if known);
         ``in_mark_code_item`` tells that the attribute is inside an item of
         DeidentificationMethodCodeSequence.
+
+        A ruling depends only on these arguments and the (frozen) rules, so it is remembered
+        (a bounded number of them: creators come from the data).
         """
+        key = (tag, keyword, private_creator, in_mark_code_item)
+        ruling = self._rulings.get(key)
+        if ruling is None:
+            ruling = self._disposition(tag, keyword, private_creator, in_mark_code_item)
+            if len(self._rulings) >= _RULINGS_SIZE:
+                self._rulings.clear()
+            self._rulings[key] = ruling
+        return ruling
+
+    def _disposition(
+        self, tag: int, keyword: str, private_creator: str | None, in_mark_code_item: bool
+    ) -> Disposition:
         if is_private(tag):
             return self._private_disposition(tag, private_creator)
         if tag & 0xFFFF == 0 and tag >> 16 != 0x0002:

@@ -34,6 +34,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -144,15 +145,19 @@ class _LongIndex:
         fold = 0x2020202020202020 if self.width == 8 else 0x20202020
         return int.from_bytes(prefix, "little") | fold
 
-    def add(self, entry: _Entry) -> None:
-        for form in entry.forms:
-            key = self.key_of(form[: self.width])
-            bucket = self.entries.setdefault(key, [])
-            if not any(other is entry for other in bucket):
+    def place(self, placement: _Placement) -> None:
+        """Add one entry of a needle (see :func:`_placements`). Its keys are distinct and the
+        entry is new to this index, so it is appended once per key."""
+        entry = placement.entry
+        entries = self.entries
+        for key in placement.keys:
+            bucket = entries.get(key)
+            if bucket is None:
+                entries[key] = [entry]
+            else:
                 bucket.append(entry)
-            self.letters.update(form[::2] if self.utf16 else form)
-            if self.utf16:
-                self.highs.update(form[1::2])
+        self.letters |= placement.letters
+        self.highs |= placement.highs
 
     def freeze(self) -> None:
         self.keys = np.array(sorted(self.entries), dtype=np.uint64)
@@ -213,6 +218,85 @@ def _long_candidates(
     return found8, found16
 
 
+_LONG8, _LONG16, _SHORT8, _SHORT16, _IRREGULAR = range(5)
+
+
+@dataclass(frozen=True)
+class _Placement:
+    """Where one entry of a needle goes in a :class:`NeedleSet`: ``kind`` names the index,
+    ``keys`` are the index keys (prefix keys of a long index, tokens of a short one, forms of
+    the irregular pattern), ``letters``/``highs`` the bytes a long index must classify."""
+
+    kind: int
+    entry: _Entry
+    keys: tuple[Any, ...]
+    letters: frozenset[int] = frozenset()
+    highs: frozenset[int] = frozenset()
+
+
+def _prefix_key(form: bytes, width: int) -> int:
+    fold = 0x2020202020202020 if width == 8 else 0x20202020
+    return int.from_bytes(form[:width], "little") | fold
+
+
+_CACHED_NEEDLE = 512  # longer needles are not remembered: the cache stays small
+
+
+def _placements(text: str, category: Category) -> tuple[_Placement, ...]:
+    """The entries of one needle and where they go; the same for every set that holds it, so
+    they are remembered (a batch repeats a patient's needles in every one of its files)."""
+    if len(text) > _CACHED_NEEDLE:
+        return _compute_placements(text, category)
+    return _cached_placements(text, category)
+
+
+def _compute_placements(text: str, category: Category) -> tuple[_Placement, ...]:
+    out: list[_Placement] = []
+    word = len(text) < LONG_NEEDLE
+    encodings = ("latin-1", UTF16) if text.isascii() else (*ENCODINGS_8BIT, UTF16)
+    for encoding in encodings:
+        forms = _forms(text, encoding)
+        if not forms:
+            continue
+        by_length: dict[int, set[bytes]] = {}
+        for form in forms:
+            by_length.setdefault(len(form), set()).add(form)
+        for length, same in by_length.items():
+            entry = _Entry(
+                forms=frozenset(same),
+                length=length,
+                category=category,
+                encoding=encoding,
+                word=word,
+                digit_start=text[0].isdigit(),
+                digit_end=text[-1].isdigit(),
+                uid=category is Category.UID,
+            )
+            if not word:
+                utf16 = encoding == UTF16
+                width = 8 if utf16 else 4
+                keys = tuple(dict.fromkeys(_prefix_key(form, width) for form in same))
+                letters: set[int] = set()
+                highs: set[int] = set()
+                for form in same:
+                    letters.update(form[::2] if utf16 else form)
+                    if utf16:
+                        highs.update(form[1::2])
+                out.append(_Placement(_LONG16 if utf16 else _LONG8, entry, keys,
+                                      frozenset(letters), frozenset(highs)))  # fmt: skip
+            elif encoding == UTF16:
+                if all(c.isascii() and c.isalnum() for c in text):
+                    out.append(_Placement(_SHORT16, entry, tuple(form[::2] for form in same)))
+            elif _TOKEN8.fullmatch(next(iter(same))):
+                out.append(_Placement(_SHORT8, entry, tuple(same)))
+            else:
+                out.append(_Placement(_IRREGULAR, entry, tuple(same)))
+    return tuple(out)
+
+
+_cached_placements = lru_cache(maxsize=4096)(_compute_placements)
+
+
 class NeedleSet:
     """Harvested strings, ready to be found in bytes.
 
@@ -227,41 +311,23 @@ class NeedleSet:
         self._short8: dict[bytes, list[_Entry]] = {}
         self._short16: dict[bytes, list[_Entry]] = {}
         irregular: list[tuple[bytes, _Entry]] = []
+        longs = (self._long8, self._long16)
         for text, category in sorted(needles.items()):
             if len(text) < 3:
                 continue
             self._count += 1
-            word = len(text) < LONG_NEEDLE
-            encodings = ("latin-1", UTF16) if text.isascii() else (*ENCODINGS_8BIT, UTF16)
-            for encoding in encodings:
-                forms = _forms(text, encoding)
-                if not forms:
-                    continue
-                by_length: dict[int, set[bytes]] = {}
-                for form in forms:
-                    by_length.setdefault(len(form), set()).add(form)
-                for length, same in by_length.items():
-                    entry = _Entry(
-                        forms=frozenset(same),
-                        length=length,
-                        category=category,
-                        encoding=encoding,
-                        word=word,
-                        digit_start=text[0].isdigit(),
-                        digit_end=text[-1].isdigit(),
-                        uid=category is Category.UID,
-                    )
-                    if not word:
-                        (self._long16 if encoding == UTF16 else self._long8).add(entry)
-                    elif encoding == UTF16:
-                        if all(c.isascii() and c.isalnum() for c in text):
-                            for form in same:
-                                self._short16.setdefault(form[::2], []).append(entry)
-                    elif _TOKEN8.fullmatch(next(iter(same))):
-                        for form in same:
-                            self._short8.setdefault(form, []).append(entry)
-                    else:
-                        irregular.extend((form, entry) for form in same)
+            for placement in _placements(text, category):
+                kind, entry = placement.kind, placement.entry
+                if kind <= _LONG16:
+                    longs[kind].place(placement)
+                elif kind == _SHORT16:
+                    for token in placement.keys:
+                        self._short16.setdefault(token, []).append(entry)
+                elif kind == _SHORT8:
+                    for token in placement.keys:
+                        self._short8.setdefault(token, []).append(entry)
+                else:
+                    irregular.extend((form, entry) for form in placement.keys)
         self._long8.freeze()
         self._long16.freeze()
         self._classes = bytes(
@@ -425,6 +491,7 @@ def character_set(ds: Dataset, inherited: str | list[str] | None) -> str | list[
         return inherited
 
 
+@lru_cache(maxsize=8192)
 def keyword_of(tag: int) -> str:
     """The dictionary keyword of a tag (repeating groups such as 60xx included), else ``""``."""
     if (tag >> 16) & 1:
