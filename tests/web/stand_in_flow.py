@@ -34,9 +34,10 @@ class StricterDecision(ReviewDecision):
 
 
 @flow(name="review-stand-in", persist_result=False)
-def review_stand_in(case_id: str, strict: bool = False) -> RunInput:
-    """Stand-in for the case flow: wait for the review decision, return it unchanged."""
-    _run_ids[case_id].put(str(flow_run.id))
+def review_stand_in(key: str, strict: bool = False) -> RunInput:
+    """Stand-in for the case flow: wait for the review decision, return it unchanged.
+    ``key`` only tells the test's :class:`PausedFlow` which run is its own."""
+    _run_ids[key].put(str(flow_run.id))
     wanted: type[RunInput] = StricterDecision if strict else ReviewDecision
     return pause_flow_run(wait_for_input=wanted, timeout=60, poll_interval=1, key="review-1")
 
@@ -44,20 +45,20 @@ def review_stand_in(case_id: str, strict: bool = False) -> RunInput:
 class PausedFlow:
     """The stand-in flow running in a background thread until it is resumed."""
 
-    def __init__(self, case_id: str, *, strict: bool = False) -> None:
-        self.case_id = case_id
-        _run_ids[case_id] = queue.Queue()
+    def __init__(self, key: str, *, strict: bool = False) -> None:
+        self.key = key
+        _run_ids[key] = queue.Queue()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stand-in")
         context = contextvars.copy_context()
         self._future: Future[RunInput] = self._executor.submit(
-            context.run, review_stand_in, case_id, strict
+            context.run, review_stand_in, key, strict
         )
         self.run_id = self._wait_paused()
 
     def _wait_paused(self, timeout: float = 60) -> str:
         from prefect import get_client
 
-        run_id = _run_ids[self.case_id].get(timeout=timeout)
+        run_id = _run_ids[self.key].get(timeout=timeout)
         deadline = time.monotonic() + timeout
         with get_client(sync_client=True) as client:
             while time.monotonic() < deadline:
@@ -82,7 +83,7 @@ class PausedFlow:
             return self._future.result(timeout=timeout)
         finally:
             self._executor.shutdown(wait=False)
-            _run_ids.pop(self.case_id, None)
+            _run_ids.pop(self.key, None)
 
     def finish(self, decision: ReviewDecision | None = None) -> None:
         """Resume a still-paused run (test cleanup) so its thread ends."""
