@@ -50,9 +50,7 @@ class PausedFlow:
         _run_ids[key] = queue.Queue()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stand-in")
         context = contextvars.copy_context()
-        self._future: Future[RunInput] = self._executor.submit(
-            context.run, review_stand_in, key, strict
-        )
+        self._future: Future[RunInput] = self._executor.submit(context.run, review_stand_in, key, strict)
         self.run_id = self._wait_paused()
 
     def _wait_paused(self, timeout: float = 60) -> str:

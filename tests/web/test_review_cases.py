@@ -52,7 +52,9 @@ def decision_json(case: SyntheticCase, **changes: object) -> dict:
             "instances": [
                 {
                     "sop_instance_uid": case.cine_uid,
-                    "blackouts": [{"x": case.box.x, "y": case.box.y, "width": case.box.width, "height": case.box.height}],
+                    "blackouts": [
+                        {"x": case.box.x, "y": case.box.y, "width": case.box.width, "height": case.box.height}
+                    ],
                     "crop": {"x": 0, "y": 30, "width": case.columns, "height": case.rows - 30},
                 }
             ]

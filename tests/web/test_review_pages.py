@@ -109,13 +109,26 @@ def decision_body(case: SyntheticCase, **changes: Any) -> dict[str, Any]:
                 {
                     "sop_instance_uid": case.cine_uid,
                     "blackouts": [
-                        {"x": case.box.x, "y": case.box.y, "width": case.box.width, "height": case.box.height,
-                         "frames": None, "source": "reviewer"}
+                        {
+                            "x": case.box.x,
+                            "y": case.box.y,
+                            "width": case.box.width,
+                            "height": case.box.height,
+                            "frames": None,
+                            "source": "reviewer",
+                        }
                     ],
                     "crop": {"x": 0, "y": 30, "width": case.columns, "height": case.rows - 30},
                     "annotations": [
-                        {"kind": "arrow", "tail_x": 200, "tail_y": 150, "head_x": 160, "head_y": 120,
-                         "color": "#FFFF00", "frames": {"first": 2, "last": 5}}
+                        {
+                            "kind": "arrow",
+                            "tail_x": 200,
+                            "tail_y": 150,
+                            "head_x": 160,
+                            "head_y": 120,
+                            "color": "#FFFF00",
+                            "frames": {"first": 2, "last": 5},
+                        }
                     ],
                     "exclude": False,
                 }
@@ -123,8 +136,13 @@ def decision_body(case: SyntheticCase, **changes: Any) -> dict[str, Any]:
             "burn_in_annotations": False,
         },
         "teaching_metadata": {
-            "title": "Liver cine", "history": "Pain", "findings": "Normal", "diagnosis": "None",
-            "keywords": ["liver", "us"], "author": "Team", "abstract": None,
+            "title": "Liver cine",
+            "history": "Pain",
+            "findings": "Normal",
+            "diagnosis": "None",
+            "keywords": ["liver", "us"],
+            "author": "Team",
+            "abstract": None,
         },
         "publish_now": None,
         "notes": None,
@@ -208,14 +226,20 @@ def test_a_password_change_ends_older_sessions(rsettings: Settings, rengine: Eng
         assert login(first).status_code == 303
         cookies = dict(first.cookies)
     changed = rsettings.model_copy(
-        update={"web": rsettings.web.model_copy(update={"reviewers": {REVIEWER: SecretStr(hash_password("new one"))}})}
+        update={
+            "web": rsettings.web.model_copy(
+                update={"reviewers": {REVIEWER: SecretStr(hash_password("new one"))}}
+            )
+        }
     )
     app2 = create_app(changed, engine=rengine, start_case_run=RecordingStarter())
     with TestClient(app2, cookies=cookies) as second:
         assert second.get("/review/cases", follow_redirects=False).status_code == 303
 
 
-def test_logout_needs_csrf_and_ends_the_session(client: TestClient, rsettings: Settings, rengine: Engine) -> None:
+def test_logout_needs_csrf_and_ends_the_session(
+    client: TestClient, rsettings: Settings, rengine: Engine
+) -> None:
     case = make_case(rsettings, rengine)
     login(client)
     token = page_csrf(client, case.case_id)
@@ -235,8 +259,12 @@ def test_everything_needs_a_login(client: TestClient, rsettings: Settings, rengi
     assert listing.status_code == 303 and listing.headers["location"] == "/review/login?next=/review/cases"
     page = client.get(base, follow_redirects=False)
     assert page.status_code == 303 and page.headers["location"] == f"/review/login?next={base}"
-    for path in (f"{base}/images/{case.cine_uid}/thumb.jpg", f"{base}/images/{case.cine_uid}/frames/1.jpg",
-                 f"{base}/images/{case.cine_uid}/frames/x.jpg", f"{base}/status"):
+    for path in (
+        f"{base}/images/{case.cine_uid}/thumb.jpg",
+        f"{base}/images/{case.cine_uid}/frames/1.jpg",
+        f"{base}/images/{case.cine_uid}/frames/x.jpg",
+        f"{base}/status",
+    ):
         response = client.get(path, follow_redirects=False)
         assert response.status_code == 401, path
         assert response.headers["content-type"].startswith("application/json")
@@ -244,7 +272,9 @@ def test_everything_needs_a_login(client: TestClient, rsettings: Settings, rengi
     assert client.get("/review/static/review.js").status_code == 200  # the script is public
 
 
-def test_decision_needs_the_sessions_csrf_token(client: TestClient, rsettings: Settings, rengine: Engine) -> None:
+def test_decision_needs_the_sessions_csrf_token(
+    client: TestClient, rsettings: Settings, rengine: Engine
+) -> None:
     case = make_case(rsettings, rengine, flow_run_id="0b9a3c1e-0000-4000-8000-000000000001")
     login(client)
     page_csrf(client, case.case_id)
@@ -424,7 +454,9 @@ def test_review_pages_off_or_refused_without_a_session_secret(settings: Settings
     with TestClient(app) as client:
         assert client.get("/review/cases").status_code == 503
     with_reviewers = settings.model_copy(
-        update={"web": settings.web.model_copy(update={"reviewers": {"dr.a": SecretStr(hash_password("pw"))}})}
+        update={
+            "web": settings.web.model_copy(update={"reviewers": {"dr.a": SecretStr(hash_password("pw"))}})
+        }
     )
     with pytest.raises(ConfigurationError, match="SESSION_SECRET"):
         create_app(with_reviewers, engine=engine, start_case_run=RecordingStarter())

@@ -41,9 +41,7 @@ def decision(**changes: object) -> ReviewDecision:
             instances=[
                 InstanceEdits(
                     sop_instance_uid="2.25.2",
-                    blackouts=[
-                        Rectangle(x=1, y=2, width=30, height=40, frames=FrameRange(first=2, last=5))
-                    ],
+                    blackouts=[Rectangle(x=1, y=2, width=30, height=40, frames=FrameRange(first=2, last=5))],
                     annotations=[TextAnnotation(x=5, y=50, text="lesion")],
                 )
             ],

@@ -285,16 +285,12 @@ def _problem_field(problem: str) -> str:
 def geometry_of(index: ReviewIndex) -> dict[str, ImageGeometry]:
     """Image sizes by published SOP Instance UID, as the flow checks a decision."""
     return {
-        image.sop_instance_uid: ImageGeometry(
-            image.rows, image.columns, image.frames, image.series_uid
-        )
+        image.sop_instance_uid: ImageGeometry(image.rows, image.columns, image.frames, image.series_uid)
         for image in index.images
     }
 
 
-def check_decision(
-    body: bytes, index: ReviewIndex
-) -> tuple[ReviewDecision | None, list[FieldError]]:
+def check_decision(body: bytes, index: ReviewIndex) -> tuple[ReviewDecision | None, list[FieldError]]:
     """The decision in ``body`` if it is valid for the case, else ``None`` and its problems."""
     if len(body) > MAX_DECISION_BYTES:
         return None, [FieldError("(decision)", "the decision is too large")]

@@ -144,9 +144,7 @@ def _json(body: Any, status_code: int = 200, headers: dict[str, str] | None = No
 
 
 def _errors(errors: list[FieldError], status_code: int) -> Response:
-    return _json(
-        {"errors": [{"field": e.field, "message": e.message} for e in errors]}, status_code
-    )
+    return _json({"errors": [{"field": e.field, "message": e.message} for e in errors]}, status_code)
 
 
 def _client_address(request: Request) -> str:
@@ -321,9 +319,7 @@ def create_review_router(
     async def logout(request: Request) -> Response:
         session = session_of(request)
         form = await _read_form(request)
-        if session is None or form is None or not csrf_matches(
-            session.csrf_token, form.get(CSRF_FIELD)
-        ):
+        if session is None or form is None or not csrf_matches(session.csrf_token, form.get(CSRF_FIELD)):
             return _json({"detail": "missing or bad CSRF token"}, 403)
         response = _secured(RedirectResponse(f"{PREFIX}/login", status_code=303))
         codec.clear_cookie(response)
@@ -362,13 +358,11 @@ def create_review_router(
         if user is None or session is None:
             return to_login(request)
         if not is_case_id(case_id):
-            return page("missing.html", 404, user=user, csrf=session.csrf_token,
-                        csrf_field=CSRF_FIELD)
+            return page("missing.html", 404, user=user, csrf=session.csrf_token, csrf_field=CSRF_FIELD)
         try:
             case, index, quarantine = await run_in_threadpool(load_case, case_id)
         except CaseNotFoundError:
-            return page("missing.html", 404, user=user, csrf=session.csrf_token,
-                        csrf_field=CSRF_FIELD)
+            return page("missing.html", 404, user=user, csrf=session.csrf_token, csrf_field=CSRF_FIELD)
         images = []
         series: dict[str, dict[str, Any]] = {}
         if index is not None:
@@ -495,8 +489,7 @@ def create_review_router(
         error: TfttError | None = None
         try:
             await run_in_threadpool(resume, run_id, decision)
-        except (ResumeRejectedError, RunNotWaitingError, TargetUnavailableError,
-                TargetRejectedError) as exc:
+        except (ResumeRejectedError, RunNotWaitingError, TargetUnavailableError, TargetRejectedError) as exc:
             error = exc
         details: dict[str, Any] = {
             **decision_summary(decision),
@@ -510,7 +503,11 @@ def create_review_router(
             await run_in_threadpool(
                 db,
                 lambda s: cases.record_audit(
-                    s, case_id, AuditKind.REVIEW_SUBMITTED, actor=user, details=details,
+                    s,
+                    case_id,
+                    AuditKind.REVIEW_SUBMITTED,
+                    actor=user,
+                    details=details,
                     clock=clock,
                 ),
             )
