@@ -165,6 +165,12 @@ def review_in_browser(page: Any, base: str, case: SyntheticCase) -> dict[str, An
     page.fill("#label-text", "lesion")
     page.click("button[data-tool=text]")
     canvas.page.mouse.click(*canvas.to_screen(40.25, top + 20.25))
+    # an ellipse drawn by mistake, and undone
+    page.keyboard.press("e")
+    canvas.drag((100, 100), (140, 130))
+    assert page.locator("#shape-list li", has_text="Ellipse").count() == 1
+    page.keyboard.press("Control+z")
+    assert page.locator("#shape-list li", has_text="Ellipse").count() == 0
     page.keyboard.press("v")
 
     # exclude the first image of the second series, then come back to the cine
@@ -172,6 +178,12 @@ def review_in_browser(page: Any, base: str, case: SyntheticCase) -> dict[str, An
     page.click('.thumb[data-index="1"]')
     page.keyboard.press("x")
     assert "excluded" in page.locator('.thumb[data-index="1"]').get_attribute("class")
+    # and a blackout for the whole second series (scope S), at that image's fit zoom
+    page.keyboard.press("s")
+    assert page.locator("#scope").input_value() == "series"
+    page.keyboard.press("b")
+    Canvas(page, other.columns, other.rows).drag((10.5, 10.5), (40.5, 30.5))
+    page.keyboard.press("s")
     page.click('.thumb[data-index="0"]')
     page.keyboard.press("ArrowRight")
     assert "frame 3 of" in page.locator("#frame-label").inner_text()  # previews 1, 3, ...
@@ -190,7 +202,13 @@ def review_in_browser(page: Any, base: str, case: SyntheticCase) -> dict[str, An
         page.fill(f"#decision-form [name={name}]", value)
     page.fill("#decision-form [name=reviewer]", "Dr. Browser")
     page.select_option("#decision-form [name=publish_now]", "true")
-    return {"blackout": (x0, y0, x1, y1), "crop_top": top, "other_uid": other.sop_instance_uid, "form": form}
+    return {
+        "blackout": (x0, y0, x1, y1),
+        "crop_top": top,
+        "other_uid": other.sop_instance_uid,
+        "other_series": other.series_uid,
+        "form": form,
+    }
 
 
 def test_review_in_chromium_and_the_same_decision_through_the_prefect_ui(
@@ -201,6 +219,14 @@ def test_review_in_chromium_and_the_same_decision_through_the_prefect_ui(
     context = browser.new_context(viewport=VIEWPORT)
     page = context.new_page()
     drawn = review_in_browser(page, live, case)
+    # a missing title is shown next to the field, and nothing is resumed
+    page.fill("#decision-form [name=title]", "")
+    page.click("#approve")
+    error = page.locator('label[data-field="teaching_metadata.title"] .field-error')
+    error.wait_for()
+    assert "at least 1 character" in error.inner_text()
+    assert run.state_type() == "PAUSED"
+    page.fill("#decision-form [name=title]", drawn["form"]["title"])
     page.click("#approve")
     page.wait_for_selector("#follow[data-done]", timeout=30_000)
     assert "Finished" in page.locator("#follow").inner_text()  # the stand-in completed its run
@@ -208,6 +234,11 @@ def test_review_in_chromium_and_the_same_decision_through_the_prefect_ui(
     received = run.result()
     assert isinstance(received, ReviewDecision)
     assert received.approved and received.reviewer == "Dr. Browser" and received.publish_now is True
+    [series_edit] = received.spec.series
+    assert series_edit.series_uid == drawn["other_series"] and not series_edit.exclude
+    assert [(r.x, r.y, r.width, r.height, r.frames) for r in series_edit.blackouts] == [
+        (10, 10, 31, 21, None)
+    ]
     cine, excluded = received.spec.instances
     assert excluded.sop_instance_uid == drawn["other_uid"] and excluded.exclude
     assert cine.sop_instance_uid == case.cine_uid and not cine.exclude

@@ -460,3 +460,29 @@ def test_review_pages_off_or_refused_without_a_session_secret(settings: Settings
     )
     with pytest.raises(ConfigurationError, match="SESSION_SECRET"):
         create_app(with_reviewers, engine=engine, start_case_run=RecordingStarter())
+
+
+def test_a_broken_index_shows_no_previews_and_takes_no_decision(
+    client: TestClient, rsettings: Settings, rengine: Engine
+) -> None:
+    case = make_case(rsettings, rengine, flow_run_id="0b9a3c1e-0000-4000-8000-000000000001")
+    case.workspace.file(Area.PREVIEWS, "index.json").write_text('{"case_id": "c-0000000000000000"}')
+    login(client)
+    token = page_csrf(client, case.case_id)
+    assert "previews of this case are not ready" in client.get(f"/review/cases/{case.case_id}").text
+    answer = post_decision(client, case.case_id, decision_body(case), token)
+    assert answer.status_code == 409
+    assert client.get(f"/review/cases/{case.case_id}/images/{case.cine_uid}/thumb.jpg").status_code == 404
+
+
+def test_an_unreachable_database_is_a_503(rsettings: Settings, tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the database folder should be")
+    broken = db.create_engine(f"sqlite:///{blocker}/tftt.db")
+    app = create_app(rsettings, engine=broken, start_case_run=RecordingStarter())
+    with TestClient(app) as client:
+        assert login(client).status_code == 303  # accounts come from the settings
+        assert client.get("/review/cases").status_code == 503
+        assert client.get("/review/cases/c-0000000000000000").status_code == 503
+        assert client.get("/review/cases/c-0000000000000000/status").status_code == 503
+    broken.dispose()

@@ -68,9 +68,7 @@ class IndexCache:
             UnsupportedInputError: the index file is not a valid review index, or names
                 another case.
         """
-        path = contained_path(workspace.previews, INDEX_FILE) if workspace.path.exists() else None
-        if path is None:
-            return None
+        path = contained_path(workspace.previews, INDEX_FILE)
         try:
             stat = path.stat()
         except FileNotFoundError:

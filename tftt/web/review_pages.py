@@ -42,14 +42,22 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
-from tftt.errors import TargetRejectedError, TargetUnavailableError, TfttError
+from tftt.errors import TargetRejectedError, TargetUnavailableError, TfttError, UnsupportedInputError
 from tftt.review_decision import ReviewDecision
 from tftt.review_index import ReviewIndex
 from tftt.settings import Settings
 from tftt.store import cases
 from tftt.store.case_ids import is_case_id
 from tftt.store.cases import CaseNotFoundError
-from tftt.store.db import AuditKind, Case, CaseStatus, Clock, transact, utc_now
+from tftt.store.db import (
+    AuditKind,
+    Case,
+    CaseStatus,
+    Clock,
+    DatabaseUnavailableError,
+    transact,
+    utc_now,
+)
 from tftt.store.workspace import CaseWorkspace
 from tftt.web.review_accounts import (
     PASSWORD_MAX_LENGTH,
@@ -145,6 +153,11 @@ def _json(body: Any, status_code: int = 200, headers: dict[str, str] | None = No
 
 def _errors(errors: list[FieldError], status_code: int) -> Response:
     return _json({"errors": [{"field": e.field, "message": e.message} for e in errors]}, status_code)
+
+
+def _unavailable_page() -> Response:
+    html = "<!doctype html><title>Unavailable</title><p>The database is unavailable; try again shortly.</p>"
+    return _secured(HTMLResponse(html, status_code=503))
 
 
 def _client_address(request: Request) -> str:
@@ -333,7 +346,10 @@ def create_review_router(
         user = user_of(session)
         if user is None or session is None:
             return to_login(request)
-        rows = await run_in_threadpool(db, awaiting_review)
+        try:
+            rows = await run_in_threadpool(db, awaiting_review)
+        except DatabaseUnavailableError:
+            return _unavailable_page()
         return page(
             "cases.html",
             user=user,
@@ -348,7 +364,11 @@ def create_review_router(
             return cases.get_case(session, case_id), cases.list_quarantine(session, case_id)
 
         case, quarantine = db(work)
-        index = indexes.load(CaseWorkspace.for_settings(settings, case_id))
+        try:
+            index = indexes.load(CaseWorkspace.for_settings(settings, case_id))
+        except UnsupportedInputError as exc:
+            log.error("case %s: review index not usable (%s)", case_id, exc.code)
+            index = None
         return case, index, quarantine
 
     @router.get("/cases/{case_id}")
@@ -361,6 +381,8 @@ def create_review_router(
             return page("missing.html", 404, user=user, csrf=session.csrf_token, csrf_field=CSRF_FIELD)
         try:
             case, index, quarantine = await run_in_threadpool(load_case, case_id)
+        except DatabaseUnavailableError:
+            return _unavailable_page()
         except CaseNotFoundError:
             return page("missing.html", 404, user=user, csrf=session.csrf_token, csrf_field=CSRF_FIELD)
         images = []
@@ -475,6 +497,8 @@ def create_review_router(
             return _errors([FieldError("(decision)", "the decision is too large")], 413)
         try:
             case, index, _ = await run_in_threadpool(load_case, case_id)
+        except DatabaseUnavailableError:
+            return _errors([FieldError("(server)", "the database is unavailable; try again")], 503)
         except CaseNotFoundError:
             return _json({"detail": "not found"}, 404)
         if case.status != CaseStatus.AWAITING_REVIEW or not case.flow_run_id:
@@ -539,6 +563,8 @@ def create_review_router(
             return _json({"detail": "not found"}, 404)
         try:
             case = await run_in_threadpool(db, lambda s: cases.get_case(s, case_id))
+        except DatabaseUnavailableError:
+            return _json({"detail": "database unavailable"}, 503)
         except CaseNotFoundError:
             return _json({"detail": "not found"}, 404)
         state: RunState | None = None
