@@ -28,6 +28,7 @@ its run is not waiting for a review; 503 when Prefect cannot be reached; 401/403
 
 from __future__ import annotations
 
+import hmac
 import logging
 import re
 from collections.abc import Callable
@@ -166,18 +167,15 @@ def _client_address(request: Request) -> str:
 
 async def _read_form(request: Request) -> dict[str, str] | None:
     """An urlencoded form of at most 8 KiB, one value per field; ``None`` when too large."""
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_FORM_BYTES:
-            return None
-        chunks.append(chunk)
-    parsed = parse_qs(b"".join(chunks).decode("utf-8", "replace"), keep_blank_values=True)
+    body = await _read_body(request, MAX_FORM_BYTES)
+    if body is None:
+        return None
+    parsed = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
     return {key: values[0] for key, values in parsed.items() if values}
 
 
 async def _read_body(request: Request, limit: int) -> bytes | None:
+    """The request body, or ``None`` as soon as it exceeds ``limit`` bytes."""
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
@@ -230,8 +228,9 @@ def create_review_router(
     def user_of(session: ReviewSession | None) -> str | None:
         if session is None or session.username is None or session.username not in accounts:
             return None
-        if not csrf_matches(accounts.fingerprint(session.username), session.fingerprint):
-            return None
+        current = accounts.fingerprint(session.username).encode()
+        if not hmac.compare_digest(current, (session.fingerprint or "").encode()):
+            return None  # the password changed since this session began
         return session.username
 
     def page(name: str, status_code: int = 200, **context: Any) -> Response:

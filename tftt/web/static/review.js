@@ -585,7 +585,11 @@
       del.title = "Delete";
       del.setAttribute("aria-label", "Delete " + what.textContent);
       del.addEventListener("click", function (ev) { ev.stopPropagation(); selected = ref; deleteSelected(); });
-      li.addEventListener("click", function () { selected = ref; tool === "select" || setTool("select"); refresh(); });
+      li.addEventListener("click", function () {
+        selected = ref;
+        if (tool !== "select") setTool("select");
+        refresh();
+      });
       li.appendChild(what);
       li.appendChild(del);
       list.appendChild(li);
