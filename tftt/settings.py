@@ -123,6 +123,25 @@ class WebSettings(_Section):
     reviewers: dict[str, SecretStr] = Field(
         default_factory=dict, description="username -> argon2 hash of the password"
     )
+    session_max_age_seconds: int = Field(
+        12 * 3600, gt=0, description="A reviewer's login lasts this long"
+    )
+    session_cookie_secure: bool = Field(
+        False, description="Send the session cookie over HTTPS only (set it behind TLS)"
+    )
+    login_max_failures_per_user: int = Field(
+        5, ge=1, description="Failed logins per username within the window before refusing"
+    )
+    login_max_failures_per_address: int = Field(
+        20, ge=1, description="Failed logins per client address within the window before refusing"
+    )
+    login_window_seconds: float = Field(900.0, gt=0, description="Window of the login limits")
+    login_tracked_keys: int = Field(
+        10_000, ge=10, description="Usernames/addresses remembered by the login limiter (bound)"
+    )
+    prefect_ui_url: str | None = Field(
+        None, description="Prefect UI root for run links; default from Prefect's own settings"
+    )
 
 
 class Settings(BaseSettings):

@@ -70,3 +70,90 @@ def client(settings: Settings, engine: Engine, starter: RecordingStarter) -> Ite
     app = create_app(settings, engine=engine, start_case_run=starter)
     with TestClient(app) as test_client:
         yield test_client
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A REAL Prefect server (``prefect server start``, with its UI) on a free port, with its
+    own home and SQLite database, started once per test session. While it lives, this
+    process's Prefect settings (also in threads) point at it. Yields the API URL."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+    from prefect.context import _temporary_global_settings_context, get_settings_context
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    home = tmp_path_factory.mktemp("prefect-home")
+    port = free_port()
+    api = f"http://127.0.0.1:{port}/api"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(
+        PREFECT_HOME=str(home),
+        PREFECT_API_URL=api,
+        PREFECT_UI_API_URL=api,
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        PREFECT_SERVER_UI_SHOW_PROMOTIONAL_CONTENT="false",
+        DO_NOT_TRACK="1",
+    )
+    command = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1"]
+    command += ["--port", str(port), "--no-services"]
+    with (home / "server.log").open("wb") as log_file:
+        process = subprocess.Popen(command, cwd=home, env=env, stdout=log_file, stderr=log_file)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"prefect server exited early; see {home / 'server.log'}")
+            try:
+                if httpx.get(f"{api}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("prefect server did not answer /api/health within 120 s")
+            time.sleep(0.5)
+        with temporary_settings({PREFECT_API_URL: api}):
+            with _temporary_global_settings_context(get_settings_context()):
+                yield api
+                _drain_prefect_workers()
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _drain_prefect_workers() -> None:
+    """Send the buffered run logs and events before the server stops (as Prefect's own test
+    harness does), so nothing tries to reach a stopped server at exit."""
+    import inspect
+
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+    from prefect.utilities.asyncutils import run_coro_as_sync
+
+    async def drain() -> None:
+        try:
+            result = APILogWorker.instance().drain()
+            if inspect.isawaitable(result):
+                await result
+        except RuntimeError:
+            pass
+        result = EventsWorker.drain_all()
+        if inspect.isawaitable(result):
+            await result
+
+    run_coro_as_sync(drain())

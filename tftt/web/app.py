@@ -1,4 +1,4 @@
-"""TFTT's HTTP service: the authenticated PACS webhook and a health check.
+"""TFTT's HTTP service: the authenticated PACS webhook, a health check and the review pages.
 
 ``POST /hooks/pacs`` is how a PACS (an Orthanc Lua ``OnStableStudy`` script, or any HTTP client)
 asks for a teaching-file case. The request must carry a valid ``X-TFTT-Signature`` (HMAC-SHA256
@@ -20,6 +20,9 @@ Answers of ``POST /hooks/pacs``:
 503    the database is unavailable, or the case was recorded but its run could not be started
        (``{detail, case_id, error}``); sending the webhook again is safe
 =====  ==========================================================================
+
+The reviewer pages (``/review/...``, :mod:`tftt.web.review_pages`) are mounted when a session
+secret or reviewer accounts are configured; otherwise ``/review`` answers 503.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
@@ -50,6 +53,8 @@ from tftt.store.db import (
 )
 from tftt.store.uid_syntax import LENIENT_UID_PATTERN, UID_MAX_LENGTH
 from tftt.web.auth import AuthMethod, authenticate_webhook, check_webhook_settings
+from tftt.web.review_pages import ResumeFn, RunStateFn, create_review_router
+from tftt.web.review_resume import read_run_state, resume_review
 
 log = logging.getLogger(__name__)
 
@@ -126,21 +131,44 @@ def create_app(
     engine: Engine,
     start_case_run: Callable[[str], str],
     clock: Clock = utc_now,
+    resume: ResumeFn = resume_review,
+    run_state: RunStateFn = read_run_state,
 ) -> FastAPI:
     """The FastAPI application of the TFTT service.
 
     ``start_case_run(case_id) -> flow_run_id`` starts the case's flow run; production passes
     :func:`tftt.web.runs.start_case_run`. It is called from a worker thread, must be idempotent
     for a case id, and should raise a :class:`~tftt.errors.TfttError` on failure.
-    ``app.state`` holds ``settings`` and ``engine`` for routers added later (review pages).
+    ``resume`` and ``run_state`` are handed to the review pages
+    (:func:`tftt.web.review_pages.create_review_router`), which are mounted under ``/review``
+    when ``web.session_secret`` or ``web.reviewers`` is set.
+    ``app.state`` holds ``settings`` and ``engine``.
 
     Raises:
-        ConfigurationError: no webhook secret or token is configured, or one is too short.
+        ConfigurationError: no webhook secret or token is configured, or one is too short;
+            reviewers are configured without a session secret of at least 32 characters, or
+            a reviewer entry is not an argon2 hash.
     """
     check_webhook_settings(settings.web)
     app = FastAPI(title="TFTT", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.settings = settings
     app.state.engine = engine
+    if settings.web.session_secret is not None or settings.web.reviewers:
+        app.include_router(
+            create_review_router(settings, engine, resume=resume, run_state=run_state, clock=clock)
+        )
+        if not settings.web.reviewers:
+            log.warning("review pages: no reviewer accounts configured, nobody can log in")
+    else:
+        log.warning("review pages off: set TFTT_WEB__SESSION_SECRET and TFTT_WEB__REVIEWERS")
+
+        @app.get("/review")
+        @app.get("/review/{rest:path}")
+        async def review_off(rest: str = "") -> PlainTextResponse:
+            return PlainTextResponse(
+                "the review pages are not configured (no session secret, no reviewers)",
+                status_code=503,
+            )
 
     def accept(payload: PacsWebhook, method: AuthMethod) -> JSONResponse:
         series = payload.series or []
