@@ -134,6 +134,14 @@ def review_again(case_id: Annotated[str, typer.Argument(help="The case id (c-...
     typer.echo(f"case {case_id}: new review round in flow run {run_id}")
 
 
+@app.command("reviewer-hash")
+def reviewer_hash() -> None:
+    """Print the argon2 hash of a reviewer password, for TFTT_WEB__REVIEWERS."""
+    from tftt.web.review_accounts import hash_password
+
+    typer.echo(hash_password(typer.prompt("Password", hide_input=True, confirmation_prompt=True)))
+
+
 def _mount_synth() -> None:
     from tftt.synth.cli import synth_command
 
