@@ -243,33 +243,51 @@ def test_a_new_review_round_republishes_the_corrected_case(case_env):
     assert [p.target for p in transact(rt.engine, lambda s: list_publications(s, case_id))] == ["folder"]
 
 
-def test_take_down_flow_removes_the_case_from_every_target(case_env, monkeypatch):
-    """Issue 7: published through the case flow to a folder and a MIRC TFS stand-in
-    (tests/publish/tfs_standin.py, labelled as such), then taken down by the take-down flow."""
+def test_take_down_flow_removes_the_case_from_every_target(case_env, monkeypatch, tmp_path):
+    """Issue 7: published through the case flow to a folder, a real Orthanc archive and a MIRC
+    TFS stand-in (tests/publish/tfs_standin.py, labelled as such), then taken down from all three
+    by the take-down flow, each step confirmed."""
+    import secrets
+
     from flows.take_down_case import take_down_flow
+    from tests.orthanc import OrthancServer
     from tests.publish.tfs_standin import TfsStandIn, User
     from tftt.case.takedown import TakeDownReason
 
     settings, case_id = case_env
     tfs = TfsStandIn(users={"teacher": User("tfs-password-2", frozenset({"author", "publisher"}))}).start()
+    archive = OrthancServer(tmp_path / "archive", aet="ARCHIVE", username="arch",
+                            password=secrets.token_urlsafe(12)).start()
     try:
-        monkeypatch.setenv("TFTT_PUBLISH__TARGETS", '["folder", "mirc"]')
-        monkeypatch.setenv("TFTT_PUBLISH__MIRC__URL", tfs.url)
-        monkeypatch.setenv("TFTT_PUBLISH__MIRC__USERNAME", "teacher")
-        monkeypatch.setenv("TFTT_PUBLISH__MIRC__PASSWORD", "tfs-password-2")
+        for name, value in {
+            "TFTT_PUBLISH__TARGETS": '["folder", "dicomweb", "mirc"]',
+            "TFTT_PUBLISH__MIRC__URL": tfs.url,
+            "TFTT_PUBLISH__MIRC__USERNAME": "teacher",
+            "TFTT_PUBLISH__MIRC__PASSWORD": "tfs-password-2",
+            "TFTT_PUBLISH__ARCHIVE__URL": archive.dicomweb_url,
+            "TFTT_PUBLISH__ARCHIVE__REST_URL": archive.url,
+            "TFTT_PUBLISH__ARCHIVE__USERNAME": archive.username,
+            "TFTT_PUBLISH__ARCHIVE__PASSWORD": archive.password,
+        }.items():
+            monkeypatch.setenv(name, value)
         settings = Settings()
         assert _run(case_id, lambda index: [_decision(index)], settings)[0] == "published"
-        assert len(tfs.documents) == 1 and (settings.publish.folder / case_id).exists()
-        removed = take_down_flow(case_id, TakeDownReason.IDENTIFIER_FOUND, actor="admin")
-        assert sorted(removed) == ["folder", "mirc"]
-        assert tfs.documents == {} and not (settings.publish.folder / case_id).exists()
         rt = runtime(settings)
+        study_uid = next(p.remote_ref for p in transact(rt.engine, lambda s: list_publications(s, case_id))
+                         if p.target == "dicomweb")
+        assert len(tfs.documents) == 1 and (settings.publish.folder / case_id).exists()
+        assert len(archive.study_instance_uids(study_uid)) == 2
+        removed = take_down_flow(case_id, TakeDownReason.IDENTIFIER_FOUND, actor="admin")
+        assert sorted(removed) == ["dicomweb", "folder", "mirc"]
+        assert tfs.documents == {} and not (settings.publish.folder / case_id).exists()
+        assert archive.study_instance_uids(study_uid) == set()
         assert transact(rt.engine, lambda s: get_case(s, case_id)).status == CaseStatus.TAKEN_DOWN
         kinds = [e.kind.value for e in transact(rt.engine, lambda s: list_audit(s, case_id))]
-        assert kinds.count("taken_down") == 2
+        assert kinds.count("taken_down") == 3
         assert tfs.violations == []
     finally:
         tfs.stop()
+        archive.stop()
 
 
 def test_no_canary_in_prefect_database(prefect_server, study):
