@@ -290,6 +290,92 @@ def test_take_down_flow_removes_the_case_from_every_target(case_env, monkeypatch
         archive.stop()
 
 
+def test_review_page_decision_drives_the_real_case_flow(case_env, study, monkeypatch):
+    """Issue 6: a reviewer logs in to TFTT's review page, submits a blackout over the burned-in
+    text and a crop (the JSON the page's drawing tools build; the drawing itself is tested in
+    Chromium in tests/web/test_review_browser.py), the server validates it, audits it and resumes
+    the REAL suspended case run, and the published DICOM has the rectangle black in every frame,
+    the crop applied with its geometry fixed, and no canary anywhere."""
+    import json
+    import re
+
+    from fastapi.testclient import TestClient
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
+    from prefect.client.schemas.objects import StateType
+
+    from flows.process_case import process_case
+    from tftt.store.cases import set_flow_run
+    from tftt.web.app import create_app
+    from tftt.web.review_accounts import hash_password
+
+    _, case_id = case_env
+    _, _, objects, canaries = study
+    box = objects[0].boxes[0]
+    monkeypatch.setenv("TFTT_WEB__SESSION_SECRET", "review-e2e-session-secret-0123456789abcdef")
+    monkeypatch.setenv("TFTT_WEB__WEBHOOK_HMAC_SECRET", "review-e2e-webhook-secret-0123456789")
+    monkeypatch.setenv("TFTT_WEB__REVIEWERS", json.dumps({"dr.review": hash_password("correct horse 42")}))
+    settings = Settings()
+    rt = runtime(settings)
+    outcome: dict[str, object] = {}
+
+    def reviewer() -> None:
+        index_path = settings.cases_dir / case_id / "previews" / "index.json"
+        with get_client(sync_client=True) as prefect:
+            while True:
+                runs = prefect.read_flow_runs(flow_run_filter=FlowRunFilter(state=FlowRunFilterState(
+                    type=FlowRunFilterStateType(any_=[StateType.PAUSED]))))
+                if runs and index_path.exists():
+                    break
+                time.sleep(0.2)
+        transact(rt.engine, lambda s: set_flow_run(s, case_id, str(runs[0].id)))
+        index = ReviewIndex.model_validate_json(index_path.read_bytes())
+        cine = next(i for i in index.images if i.frames == 3)
+        app = create_app(settings, engine=rt.engine, start_case_run=lambda c: c)
+        with TestClient(app) as client:
+            page = client.get("/review/login")
+            token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+            client.post("/review/login", data={"username": "dr.review", "password": "correct horse 42",
+                                               "csrf_token": token}, follow_redirects=False)
+            case_page = client.get(f"/review/cases/{case_id}")
+            csrf = re.search(r'<meta name="csrf-token" content="([^"]+)">', case_page.text).group(1)
+            decision = {
+                "approved": True, "reviewer": "Dr. Entered Name",
+                "spec": {"instances": [{"sop_instance_uid": cine.sop_instance_uid,
+                                        "blackouts": [{"x": box.x, "y": box.y, "width": box.width,
+                                                       "height": box.height}],
+                                        "crop": {"x": 0, "y": 30, "width": cine.columns,
+                                                 "height": cine.rows - 30}}]},
+                "teaching_metadata": {"title": "Liver cine", "keywords": ["us"]},
+                "publish_now": True,
+            }
+            answer = client.post(f"/review/cases/{case_id}/decision", content=json.dumps(decision).encode(),
+                                 headers={"Content-Type": "application/json", "X-CSRF-Token": csrf})
+            outcome["answer"] = (answer.status_code, answer.text)
+
+    thread = threading.Thread(target=reviewer, daemon=True)
+    thread.start()
+    assert process_case(case_id) == "published"
+    thread.join(timeout=30)
+    assert outcome["answer"][0] == 200, outcome["answer"]
+    kinds = [(e.kind.value, e.actor) for e in transact(rt.engine, lambda s: list_audit(s, case_id))]
+    assert ("review_submitted", "dr.review") in kinds
+
+    folder = settings.publish.folder / case_id
+    cropped = [pydicom.dcmread(p) for p in (folder / "dicom").glob("*.dcm")]
+    cine = next(ds for ds in cropped if int(ds.get("NumberOfFrames", 1)) == 3)
+    assert (int(cine.Rows), int(cine.Columns)) == (240 - 30, 320)
+    region = cine.SequenceOfUltrasoundRegions[0]
+    assert int(region.RegionLocationMinY0) == max(0, 240 // 10 - 30)  # shifted by the crop, clipped
+    frames = decode_frames(cine).frames
+    inside = frames[:, box.y - 30 : box.y - 30 + box.height, box.x : box.x + box.width]
+    assert (inside[:, max(0, 30 - box.y):] == 0).all(), "the reviewer's rectangle is black in every frame"
+    for path in folder.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes().lower()
+            assert not any(needle.lower() in data for needle in canaries), path.name
+
+
 def test_no_canary_in_prefect_database(prefect_server, study):
     """Runs last in this module: parameters, run names, results, logs, artifacts and review
     inputs of every run above are in Prefect's database; none may hold an identifier."""
