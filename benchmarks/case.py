@@ -153,6 +153,9 @@ def main() -> None:
     app = TestClient(create_app(settings, engine=rt.engine, start_case_run=lambda c: started.append(c) or c))
     secret = settings.web.webhook_hmac_secret.get_secret_value()  # type: ignore[union-attr]
     with prefect_test_harness(server_startup_timeout=180):
+        from tftt.service import ensure_pacs_limit
+
+        ensure_pacs_limit()  # as `tftt serve` does: the global "pacs" limit exists in production
         print(f"{'case':8} {'images':>7} {'wall s':>8} {'review wait':>12} {'core s':>8} {'Prefect share':>14}  steps")
         for seed, kind in enumerate(("ct", "mixed"), start=100):
             study_uid = _write_study(scratch / "import", seed, kind, args.ct_images)
