@@ -299,7 +299,8 @@ class DeidResult:
 class _Walk:
     """State of one de-identification: counters and per-patient derived values."""
 
-    def __init__(self, ctx: DeidContext, root: Dataset) -> None:
+    def __init__(self, ctx: DeidContext, root: Dataset, syntax: str) -> None:
+        self.syntax = syntax
         self.ctx = ctx
         self.rules = ctx.rules
         self.profile = ctx.rules.profile
@@ -308,7 +309,9 @@ class _Walk:
         self.removed_private = 0
         self.uids_remapped = 0
         self.frames_stripped = 0
-        self.encoding = root.original_encoding
+        self.encoding: tuple[bool | None, bool | None] = root.original_encoding
+        if self.encoding == (None, None):  # built in memory: encode as the syntax says
+            self.encoding = (syntax == "1.2.840.10008.1.2", syntax != "1.2.840.10008.1.2.2")
         self.charset = root.original_character_set
         patient_key = _patient_key(root)
         self.pseudonym = patient_pseudonym(ctx.key, patient_key)
@@ -547,8 +550,6 @@ class _Walk:
         new.is_undefined_length = True
         return new
 
-    syntax: str = ""
-
     def mark(self, out: Dataset) -> None:
         profile = self.profile
         out.PatientIdentityRemoved = "YES"
@@ -638,6 +639,19 @@ def _identifying_values(ds: Dataset) -> list[str]:
     return [v for v in values if v]
 
 
+def syntax_of(ds: Dataset) -> str:
+    """The Transfer Syntax UID from the file meta; without one, the encoding pydicom read (or,
+    for a dataset built in memory, Explicit VR Little Endian)."""
+    meta = getattr(ds, "file_meta", None)
+    syntax = str(getattr(meta, "TransferSyntaxUID", "") or "")
+    if syntax:
+        return syntax
+    is_implicit, is_little = ds.original_encoding
+    if is_implicit:
+        return "1.2.840.10008.1.2"
+    return "1.2.840.10008.1.2.2" if is_little is False else "1.2.840.10008.1.2.1"
+
+
 def deidentify(ds: Dataset, context: DeidContext) -> DeidResult:
     """De-identify one dataset (with its ``file_meta``) under ``context``.
 
@@ -649,12 +663,7 @@ def deidentify(ds: Dataset, context: DeidContext) -> DeidResult:
             SOP Class/Instance UID.
         DeidentificationError: the result would not be a valid object.
     """
-    meta = getattr(ds, "file_meta", None)
-    syntax = str(getattr(meta, "TransferSyntaxUID", "") or "")
-    if not syntax:
-        is_implicit, is_little = ds.original_encoding
-        syntax = "1.2.840.10008.1.2" if is_implicit else (
-            "1.2.840.10008.1.2.1" if is_little in (True, None) else "1.2.840.10008.1.2.2")
+    syntax = syntax_of(ds)
     if syntax not in SUPPORTED_SYNTAXES:
         raise UnsupportedInputError(
             f"transfer syntax {syntax} is not supported", code="unsupported-transfer-syntax"
@@ -662,10 +671,7 @@ def deidentify(ds: Dataset, context: DeidContext) -> DeidResult:
     if ds.get_item(SOP_CLASS_UID) is None or ds.get_item(SOP_INSTANCE_UID) is None:
         raise UnsupportedInputError("object has no SOP Class or SOP Instance UID",
                                     code="missing-sop-uid")
-    walk = _Walk(context, ds)
-    if walk.encoding == (None, None):
-        walk.encoding = (syntax == "1.2.840.10008.1.2", syntax != "1.2.840.10008.1.2.2")
-    walk.syntax = syntax
+    walk = _Walk(context, ds, syntax)
     out = walk.dataset(ds, top=True)
     walk.mark(out)
 

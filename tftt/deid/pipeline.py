@@ -16,7 +16,7 @@ import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import UID
 
-from tftt.deid.engine import CompiledProfile, DeidContext, DeidReport, deidentify, serialize
+from tftt.deid.engine import CompiledProfile, DeidContext, DeidReport, deidentify, serialize, syntax_of
 from tftt.deid.integrity import check_integrity
 from tftt.deid.rules import ConfidentialityTable, KeepList, SafePrivateTags
 from tftt.deid.verify import harvest_identifiers, verify_output
@@ -88,13 +88,9 @@ def parse(data: bytes) -> Dataset:
             pass
         if "SOPClassUID" not in ds or "SOPInstanceUID" not in ds:
             raise UnsupportedInputError("file is not a DICOM composite object", code="not-dicom")
-        meta = getattr(ds, "file_meta", None)
-        syntax = str(getattr(meta, "TransferSyntaxUID", "") or "")
-        if not syntax:
-            # No file meta (no preamble either): the encoding pydicom guessed is the syntax.
-            implicit, little = ds.original_encoding
-            syntax = "1.2.840.10008.1.2" if implicit else (
-                "1.2.840.10008.1.2.2" if little is False else "1.2.840.10008.1.2.1")
+        syntax = syntax_of(ds)
+        if not getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None):
+            # No file meta (no preamble either): record the encoding pydicom read.
             ds.file_meta = FileMetaDataset()
             ds.file_meta.TransferSyntaxUID = UID(syntax)
         check_integrity(ds, syntax)
