@@ -303,3 +303,38 @@ def test_implicit_and_big_endian_inputs_round_trip(second):
         np.testing.assert_array_equal(back.pixel_array, read.pixel_array)
         assert b"CANARY" not in out
 
+
+
+@pytest.mark.parametrize(
+    ("vr", "value", "passes"),
+    [
+        ("DS", b"0.5\\0.5 ", True),
+        ("DS", b"-1.5e-3", True),
+        ("DS", b"DOE^JOHN", False),  # not a number: the converting path decides
+        ("IS", b" 12 ", True),
+        ("IS", b"1.0", False),
+        ("US", b"\x01\x00", True),
+        ("US", b"\x01\x00\x02", False),  # a length that does not fit the VR's size
+        ("CS", b"ORIGINAL\\PRIMARY", True),
+        ("LO", b"HEAD", False),  # free text is always checked
+        (None, b"\x01\x00", False),  # implicit VR: needs the dictionary
+    ],
+)
+def test_only_well_formed_kept_numbers_and_codes_pass_as_read(vr, value, passes):
+    from pydicom.dataelem import RawDataElement
+
+    from tftt.deid import engine
+
+    raw = RawDataElement(pydicom.tag.BaseTag(0x00280030), vr, len(value), value, 0, False, True)
+    assert engine._passes_as_read(raw) is passes
+
+
+@pytest.mark.parametrize("name", ["first-pass", "second-pass"])
+def test_pass_through_of_kept_values_gives_the_same_bytes_as_converting(name, monkeypatch):
+    from tftt.deid import engine
+
+    ds = pydicom.dcmread(io.BytesIO(_raw(make_ct())), force=True)  # raw elements, as read from a file
+    fast = serialize(deidentify(ds, _ctx(name)).dataset)
+    monkeypatch.setattr(engine, "_passes_as_read", lambda raw: False)
+    slow = serialize(deidentify(ds, _ctx(name)).dataset)
+    assert fast == slow

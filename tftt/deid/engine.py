@@ -20,6 +20,7 @@ Order of decisions for each element (main dataset and every sequence item):
 from __future__ import annotations
 
 import io
+import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -91,6 +92,33 @@ _MEANING_TAGS = frozenset({0x00080104})  # CodeMeaning
 _FREE_TEXT_VRS = frozenset({"LO", "SH", "ST", "LT", "UT", "UC"})
 _TEXT_VRS = frozenset({"LO", "SH", "ST", "LT", "UT", "PN", "CS", "AE", "UC"})
 _MARK_TAGS = frozenset({0x00120062, 0x00120063, 0x00120064, 0x00280303})
+
+#: Kept values that pass through as read, without pydicom value objects: fixed-size binary
+#: numbers whose length fits their size, code strings, and number strings that match the
+#: standard's grammar (anything else takes the converting path, where a value that does not
+#: parse is removed).
+_BINARY_SIZES = {"US": 2, "SS": 2, "UL": 4, "SL": 4, "AT": 4, "FL": 4, "FD": 8, "OF": 4, "OD": 8, "OL": 4,
+                 "OV": 8, "SV": 8, "UV": 8}
+_DS_VALUE = rb" *(?:[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)? *"
+_IS_VALUE = rb" *(?:[+-]?[0-9]+)? *"
+_NUMBER_STRINGS = {
+    "DS": re.compile(_DS_VALUE + rb"(?:\\" + _DS_VALUE + rb")*"),
+    "IS": re.compile(_IS_VALUE + rb"(?:\\" + _IS_VALUE + rb")*"),
+}
+
+
+def _passes_as_read(raw: RawDataElement) -> bool:
+    """Whether a kept raw element can be copied without converting its value."""
+    vr, value = raw.VR, raw.value
+    if vr is None or not isinstance(value, bytes):  # implicit VR (dictionary lookup) or deferred
+        return False
+    size = _BINARY_SIZES.get(vr)
+    if size is not None:
+        return len(value) % size == 0
+    if vr == "CS":
+        return True
+    grammar = _NUMBER_STRINGS.get(vr)
+    return grammar is not None and grammar.fullmatch(value) is not None
 
 _DUMMY_TEXT = "REMOVED"
 _DUMMY_BY_VR: dict[str, object] = {
@@ -351,6 +379,9 @@ class _Walk:
         if action is Action.REMOVE and not self.dated(tag_int):
             self.actions["X"] += 1
             return None
+        if action is Action.KEEP and type(raw) is RawDataElement and _passes_as_read(raw):
+            self.actions["K"] += 1  # what apply() does for these VRs, minus the conversion
+            return raw
         elem = self.convert(src, raw)
         if elem is None:
             return None

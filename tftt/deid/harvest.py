@@ -132,6 +132,10 @@ _PIXEL_TAGS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010})
 MEDIA_STORAGE_SOP_INSTANCE_UID = 0x00020003
 _FILE_META_IDENTITY = (0x00020016, 0x00020017, 0x00020018, 0x00020026, 0x00020027, 0x00020028)
 _TEXT_VRS = frozenset({"AE", "LO", "LT", "SH", "ST", "UC", "UR", "UT"})
+#: Public numbers: collect() takes nothing from them (only private or UN blobs are read as text),
+#: so the walk does not even view them.
+_NO_IDENTIFIER_VRS = frozenset({"US", "SS", "UL", "SL", "AT", "FL", "FD", "OF", "OD", "OL", "OV", "SV", "UV",
+                                "DS", "IS"})
 _MAX_WHOLE_VALUE = 256
 
 _MONTHS = (
@@ -418,7 +422,7 @@ class _Collector:
         in_mark_code: bool = False,
     ) -> None:
         encoding = character_set(ds, encoding)
-        for element in iter_elements(ds, encoding, defer=_PIXEL_TAGS):
+        for element in iter_elements(ds, encoding, defer=_PIXEL_TAGS, skip_public_vrs=_NO_IDENTIFIER_VRS):
             if element.tag == 0x00080005 or element.tag in _PIXEL_TAGS:
                 continue  # pixels are cleaned and checked elsewhere, never harvested as text
             creator = None

@@ -605,13 +605,22 @@ def _view_raw_value(
 
 
 def iter_elements(
-    ds: Dataset, encoding: str | list[str] | None, *, defer: frozenset[int] = frozenset()
+    ds: Dataset,
+    encoding: str | list[str] | None,
+    *,
+    defer: frozenset[int] = frozenset(),
+    skip_public_vrs: frozenset[str] = frozenset(),
 ) -> Iterator[ElementView]:
     """Every element of ``ds`` (one level), in tag order, without converting ``ds``.
 
-    Deferred values of the tags in ``defer`` are left unread.
+    Deferred values of the tags in ``defer`` are left unread. Public (even-group) elements whose
+    explicit VR is in ``skip_public_vrs`` are not viewed at all.
     """
     for tag in sorted(int(t) for t in ds.keys()):
+        if skip_public_vrs and not (tag >> 16) & 1:
+            item = ds.get_item(tag, keep_deferred=True)
+            if item is not None and item.VR in skip_public_vrs:
+                continue
         view = view_element(ds, tag, encoding, load_deferred=tag not in defer)
         if view is not None:
             yield view
