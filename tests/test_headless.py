@@ -159,29 +159,3 @@ def test_cli_prints_counts_and_leaks_nothing(corpus, tmp_path, monkeypatch, capl
         assert needle.decode().lower() not in text
     key_file = tmp_path / "data" / "secret.key"
     assert key_file.stat().st_mode & 0o077 == 0
-
-
-def test_single_process_overlap_keeps_order_and_quarantines_a_vanished_input(corpus, tmp_path):
-    from tftt.headless import _run_overlapped, iter_inputs
-
-    root, _manifest = corpus
-    settings = Settings(data_dir=tmp_path / "data")
-    pipeline = build_pipeline(settings, KEY, make_pixel_stage(settings))
-    src = root / "src"
-    paths = list(iter_inputs(src))[:6]
-    vanished = src / "vanished-before-it-was-read"  # listed, then gone: read fails in the I/O thread
-    jobs = [(p, src, tmp_path / "out", tmp_path / "q") for p in [*paths[:3], vanished, *paths[3:]]]
-    results = list(_run_overlapped(iter(jobs), pipeline))
-    assert len(results) == len(jobs)
-    assert (results[3].status, results[3].code) == ("quarantined", "unreadable")
-    expected = [_handle_alone(p, src, tmp_path / "alone", pipeline) for p in paths]
-    assert [(r.status, r.code) for i, r in enumerate(results) if i != 3] == expected
-    written = sorted(p.name for p in (tmp_path / "out").iterdir())
-    assert written == sorted(p.name for p in (tmp_path / "alone" / "dst").iterdir())
-
-
-def _handle_alone(path, src, out, pipeline):
-    from tftt.headless import _handle
-
-    result = _handle(path, src, out / "dst", out / "q", pipeline)
-    return (result.status, result.code)
