@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Iterator
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -120,22 +120,15 @@ class FileResult:
     pixels_cleaned: bool
 
 
-def _read(path: Path) -> bytes | OSError:
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        return exc
-
-
-def _store(path: Path, src: Path, dst: Path, qdir: Path, data: bytes | OSError,
-           outcome: Outcome | None) -> FileResult:
-    """Write a verified output, or quarantine the input with the outcome's reason."""
+def _handle(path: Path, src: Path, dst: Path, qdir: Path, pipeline: Pipeline) -> FileResult:
     relative = str(path.relative_to(src))
-    if isinstance(data, OSError):
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
         quarantine(qdir, b"", stage="read", code="unreadable",
-                   message=f"cannot read the input file ({data.strerror})", source=relative)
+                   message=f"cannot read the input file ({exc.strerror})", source=relative)
         return FileResult("quarantined", "unreadable", False)
-    assert outcome is not None
+    outcome: Outcome = process_bytes(data, pipeline)
     output, file_name = outcome.output, outcome.file_name
     if outcome.ok and output is not None and file_name is not None:
         try:
@@ -151,39 +144,6 @@ def _store(path: Path, src: Path, dst: Path, qdir: Path, data: bytes | OSError,
     quarantine(qdir, data, stage=outcome.stage.value, code=outcome.code, message=outcome.message,
                findings=outcome.findings, source=relative)
     return FileResult("quarantined", outcome.code, False)
-
-
-def _handle(path: Path, src: Path, dst: Path, qdir: Path, pipeline: Pipeline) -> FileResult:
-    data = _read(path)
-    outcome = None if isinstance(data, OSError) else process_bytes(data, pipeline)
-    return _store(path, src, dst, qdir, data, outcome)
-
-
-#: Files written (or quarantined) behind the one being processed, in the single-process path.
-_PENDING_WRITES = 2
-
-
-def _run_overlapped(jobs: Iterator[tuple[Path, Path, Path, Path]], pipeline: Pipeline) -> Iterator[FileResult]:
-    """One process: the CPU work runs here, while one I/O thread reads the next file ahead and
-    writes finished ones behind (file I/O releases the GIL). Reads and writes stay in input
-    order, and at most one file ahead and :data:`_PENDING_WRITES` behind are held in memory."""
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="tftt-read") as reader, \
-            ThreadPoolExecutor(max_workers=1, thread_name_prefix="tftt-write") as writer:
-        pending: deque[Future[FileResult]] = deque()
-        iterator = iter(jobs)
-        job = next(iterator, None)
-        ahead = reader.submit(_read, job[0]) if job is not None else None
-        while job is not None and ahead is not None:
-            data = ahead.result()
-            following = next(iterator, None)
-            ahead = reader.submit(_read, following[0]) if following is not None else None
-            outcome = None if isinstance(data, OSError) else process_bytes(data, pipeline)
-            pending.append(writer.submit(_store, *job, data, outcome))
-            while len(pending) > _PENDING_WRITES:
-                yield pending.popleft().result()
-            job = following
-        while pending:
-            yield pending.popleft().result()
 
 
 def _handle_in_worker(args: tuple[Path, Path, Path, Path]) -> FileResult:
@@ -211,8 +171,8 @@ def run_headless(src: Path, dst: Path, qdir: Path, pipeline: Pipeline, *, worker
         summary.pixels_cleaned += int(result.pixels_cleaned)
 
     if workers <= 1:
-        for result in _run_overlapped(jobs, pipeline):
-            account(result)
+        for job in jobs:
+            account(_handle(*job, pipeline=pipeline))
         return summary
     with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker,
                              initargs=(pipeline,)) as pool:
