@@ -123,12 +123,10 @@ class FileResult:
 def _handle(path: Path, src: Path, dst: Path, qdir: Path, pipeline: Pipeline) -> FileResult:
     relative = str(path.relative_to(src))
     try:
-        data = path.read_bytes()
+        # Not kept here: process_bytes lets the input bytes go once parsed (peak memory).
+        outcome: Outcome = process_bytes(path.read_bytes(), pipeline)
     except OSError as exc:
-        quarantine(qdir, b"", stage="read", code="unreadable",
-                   message=f"cannot read the input file ({exc.strerror})", source=relative)
-        return FileResult("quarantined", "unreadable", False)
-    outcome: Outcome = process_bytes(data, pipeline)
+        return _unreadable(qdir, relative, exc)
     output, file_name = outcome.output, outcome.file_name
     if outcome.ok and output is not None and file_name is not None:
         try:
@@ -141,9 +139,19 @@ def _handle(path: Path, src: Path, dst: Path, qdir: Path, pipeline: Pipeline) ->
                 return FileResult("present" if existed else "written", "ok", outcome.pixels_cleaned)
             outcome = Outcome(ok=False, stage=outcome.stage, code="duplicate-sop-instance",
                               message="another input produced a different file with the same UID")
+    try:
+        data = path.read_bytes()  # the input again, as it is on disk, for the quarantine
+    except OSError as exc:
+        return _unreadable(qdir, relative, exc)
     quarantine(qdir, data, stage=outcome.stage.value, code=outcome.code, message=outcome.message,
                findings=outcome.findings, source=relative)
     return FileResult("quarantined", outcome.code, False)
+
+
+def _unreadable(qdir: Path, relative: str, exc: OSError) -> FileResult:
+    quarantine(qdir, b"", stage="read", code="unreadable",
+               message=f"cannot read the input file ({exc.strerror})", source=relative)
+    return FileResult("quarantined", "unreadable", False)
 
 
 def _handle_in_worker(args: tuple[Path, Path, Path, Path]) -> FileResult:

@@ -2,7 +2,8 @@
 
 Pure: bytes in, an :class:`Outcome` out (the output bytes and name, or a quarantine reason).
 Every failure becomes a quarantine outcome with a stage and a reason code; nothing raises out
-of :func:`process_bytes` except programming errors, and the caller keeps the input bytes.
+of :func:`process_bytes` except programming errors. The caller decides whether to keep the
+input bytes (e.g. to quarantine them).
 """
 
 from __future__ import annotations
@@ -109,30 +110,44 @@ def _fail(stage: Stage, exc: TfttError) -> Outcome:
 
 
 def process_bytes(data: bytes, pipeline: Pipeline) -> Outcome:
-    """Run one file through the whole headless path."""
+    """Run one file through the whole headless path.
+
+    Memory: the input bytes are not referenced after parsing (a caller that does not keep them
+    lets them go), identifiers are harvested before the pixel stage so that the original and
+    first-pass datasets can be dropped once pixels are cleaned; at most the parsed input, the
+    cleaned copy and the output are alive together.
+    """
     try:
         original = parse(data)
     except TfttError as exc:
         return _fail(Stage.PARSE, exc)
+    del data
 
     stage = Stage.FIRST_PASS
+    rules = pipeline.verification
     try:
         first = deidentify(original, DeidContext(rules=pipeline.first, key=pipeline.key))
+        stage = Stage.VERIFY
+        identifiers = harvest_identifiers(original, pipeline.second.profile, rules.table)
+        del original
         stage = Stage.PIXELS
         pixels = pipeline.pixel_stage(first.dataset)
+        del first
         stage = Stage.SECOND_PASS
         second = deidentify(
             pixels.dataset,
             DeidContext(rules=pipeline.second, key=pipeline.key, pixels_cleaned=pixels.cleaned),
         )
+        cleaned = pixels.cleaned
+        del pixels
         output = serialize(second.dataset)
+        file_name, report = second.file_name, second.report
+        del second
         stage = Stage.VERIFY
-        rules = pipeline.verification
-        identifiers = harvest_identifiers(original, pipeline.second.profile, rules.table)
         verify_output(
             identifiers,
             output,
-            second.file_name,
+            file_name,
             pipeline.second.profile,
             rules.table,
             rules.keep_list,
@@ -146,8 +161,8 @@ def process_bytes(data: bytes, pipeline: Pipeline) -> Outcome:
     return Outcome(
         ok=True,
         stage=Stage.VERIFY,
-        file_name=second.file_name,
+        file_name=file_name,
         output=output,
-        report=second.report,
-        pixels_cleaned=pixels.cleaned,
+        report=report,
+        pixels_cleaned=cleaned,
     )
