@@ -143,8 +143,8 @@ def test_dicom_sink_reports_write_errors(tmp_path: Path) -> None:
     with DicomFileSink(tmp_path) as sink:
         parser = MultipartParser(boundary.encode(), sink)
         parser.feed(body[:300])
-        assert sink._handle is not None
-        sink._handle.close()  # the file "fails": every further write on the thread raises
+        assert sink._file is not None and sink._file._handle is not None
+        sink._file._handle.close()  # the file "fails": every further write on the thread raises
         with pytest.raises(ValueError, match="closed file"):
             _feed(parser, body[300:], 1000)
     assert list(tmp_path.iterdir()) == []

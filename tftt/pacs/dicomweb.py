@@ -421,7 +421,7 @@ class DicomwebClient:
                 response.raise_for_status()
                 parser = MultipartParser(boundary_of(response.headers.get("content-type", "")),
                                          sink)
-                for chunk in response.iter_bytes(_READ_CHUNK):
+                for chunk in response.iter_bytes():
                     parser.feed(chunk)
                 parser.close()
         finally:

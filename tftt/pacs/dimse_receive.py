@@ -1,0 +1,260 @@
+"""Received C-STORE datasets streamed to ``<sha256>.dcm`` files as their fragments arrive.
+
+Used by :class:`~tftt.pacs.dimse.DimseClient` for C-GET (TFTT requests, the PACS sends C-STORE
+on the same association) and for C-MOVE (the PACS connects to TFTT's C-STORE SCP).
+
+Why not pynetdicom's default: pynetdicom 3.0 assembles a received dataset in memory (a
+``BytesIO`` of the whole instance) and only then calls the ``EVT_C_STORE`` handler, which had to
+copy it again (``event.encoded_dataset()``), hash it and write it, while the PACS waited for the
+C-STORE response before sending the next instance. For a 250 MB instance that is about 750 MB
+of memory and a second of work during which nothing is received. pynetdicom's own streaming
+switch, ``_config.STORE_RECV_CHUNKED_DATASET``, is process-wide (it changes every association
+in the process, including other code's), writes to the system temporary folder (a copy when
+that is another file system) and flushes after every fragment.
+
+How: :class:`StoreReceiver` gives the handlers to bind to an association (``associate`` or
+``start_server``). Its ``EVT_CONN_OPEN`` handler, which runs before any data can arrive,
+replaces that one association's DIMSE service provider by :class:`_StreamingDimse`, a subclass
+whose ``receive_primitive`` (called by the DUL thread for each P-DATA) writes the data set
+fragments of a C-STORE request straight to a :class:`~tftt.pacs.hashed_file.HashedFile` in the
+destination. pynetdicom still does everything else (command sets, other messages, the state
+machine, the C-STORE response); it completes the request with an empty data set, and the
+``EVT_C_STORE`` handler commits the file the DUL thread finished for that message.
+
+The file is byte-identical to pynetdicom's ``Event.encoded_dataset()``: a zero preamble,
+``DICM``, the file meta of ``pynetdicom.dsutils.create_file_meta`` (SOP class and instance of the
+request, the context's transfer syntax, pynetdicom's implementation UID and version), then the
+data set bytes as received. ``tests/pacs/test_dimse_receive.py`` checks this against pynetdicom
+itself, so a pynetdicom release that changes any of these internals fails a test.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+from pydicom.uid import UID
+from pynetdicom import evt
+from pynetdicom.association import Association
+from pynetdicom.dimse import DIMSEServiceProvider
+from pynetdicom.dimse_messages import C_STORE_RQ
+from pynetdicom.dimse_primitives import C_STORE
+from pynetdicom.dsutils import create_file_meta, encode_file_meta
+from pynetdicom.events import EventHandlerType
+from pynetdicom.pdu_primitives import P_DATA
+
+from tftt.pacs.base import RetrieveResult
+from tftt.pacs.hashed_file import HashedFile
+
+SUCCESS = 0x0000
+OUT_OF_RESOURCES = 0xA700
+PROCESSING_FAILURE = 0x0110
+
+_COMMAND = 0x01  # message control header bits (PS3.8 E.2): command, not data set
+_LAST = 0x02  # last fragment
+
+
+class StreamingNotInstalledError(RuntimeError):
+    """pynetdicom delivered a C-STORE that did not go through the streaming receiver."""
+
+
+@dataclass
+class _Received:
+    """A data set the DUL thread finished receiving, waiting for its ``EVT_C_STORE``."""
+
+    sop_instance_uid: str
+    file: HashedFile | None
+    error: OSError | None = None
+
+
+class _StreamingDimse(DIMSEServiceProvider):
+    """A DIMSE provider that streams C-STORE request data sets to files (see module doc)."""
+
+    def __init__(self, assoc: Association, dest: Path) -> None:
+        super().__init__(assoc)
+        self._dest = dest
+        self._lock = threading.Lock()
+        self._closed = False
+        self._open: _Received | None = None
+        self._open_id: int | None = None
+        self._done: dict[int, _Received] = {}
+
+    # -- DUL thread ----------------------------------------------------------------------
+    def receive_primitive(self, primitive: P_DATA) -> None:
+        pdvs = primitive.presentation_data_value_list
+        for context_id, data in pdvs:
+            header = data[0]
+            if self._open is not None and not header & _COMMAND:
+                self._fragment(data, header)
+                if header & _LAST:
+                    # pynetdicom completes the message (with an empty data set) and queues it.
+                    super().receive_primitive(_p_data(context_id, bytes([header])))
+                continue
+            super().receive_primitive(primitive if len(pdvs) == 1 else _p_data(context_id, data))
+            message = self.message
+            if header & (_COMMAND | _LAST) == _COMMAND | _LAST and isinstance(message, C_STORE_RQ):
+                self._begin(context_id, message)
+
+    def _begin(self, context_id: int, message: C_STORE_RQ) -> None:
+        """The command set of a C-STORE request with a data set is complete: open its file."""
+        command = message.command_set
+        received = _Received(str(command.AffectedSOPInstanceUID), None)
+        self._open, self._open_id = received, int(command.MessageID)
+        syntax = next((c.transfer_syntax[0] for c in self.assoc.accepted_contexts
+                       if c.context_id == context_id), None)
+        if syntax is None:
+            return  # pynetdicom refuses it (0x0122) without calling EVT_C_STORE; data dropped
+        try:
+            received.file = HashedFile(self._dest)
+            received.file.write(_file_head(command, UID(syntax)))
+        except OSError as exc:
+            self._fail(received, exc)
+
+    def _fragment(self, data: bytes, header: int) -> None:
+        received = self._open
+        assert received is not None
+        if received.file is not None:
+            try:
+                received.file.write(memoryview(data)[1:])
+                if header & _LAST:
+                    received.file.finish()
+            except OSError as exc:
+                self._fail(received, exc)
+            except ValueError:  # discarded by close() when the connection went away
+                self._fail(received, OSError("the association closed while receiving"))
+        if header & _LAST:
+            message_id, self._open, self._open_id = self._open_id, None, None
+            assert message_id is not None
+            with self._lock:
+                if self._closed:
+                    self._discard(received)
+                    return
+                self._discard(self._done.pop(message_id, None))
+                self._done[message_id] = received
+
+    @staticmethod
+    def _fail(received: _Received, exc: OSError) -> None:
+        if received.file is not None:
+            received.file.discard()
+        received.file, received.error = None, exc
+
+    @staticmethod
+    def _discard(received: _Received | None) -> None:
+        if received is not None and received.file is not None:
+            received.file.discard()
+
+    # -- other threads -------------------------------------------------------------------
+    def take(self, message_id: int) -> _Received | None:
+        """The finished data set of C-STORE request ``message_id`` (once)."""
+        with self._lock:
+            return self._done.pop(message_id, None)
+
+    def close(self) -> None:
+        """Drop whatever was received but not taken (temporary files only). Idempotent."""
+        with self._lock:
+            self._closed = True
+            pending, self._done = list(self._done.values()), {}
+            if self._open is not None:  # the connection closed in the middle of a data set
+                pending.append(self._open)
+        for received in pending:
+            self._discard(received)
+
+
+def _p_data(context_id: int, data: bytes) -> P_DATA:
+    primitive = P_DATA()
+    primitive.presentation_data_value_list = [[context_id, data]]  # type: ignore[list-item]
+    return primitive
+
+
+def _file_head(command: Any, syntax: UID) -> bytes:
+    """Preamble, prefix and file meta, exactly as pynetdicom's ``Event.encoded_dataset()``."""
+    meta = create_file_meta(
+        sop_class_uid=UID(str(command.AffectedSOPClassUID)),
+        sop_instance_uid=UID(str(command.AffectedSOPInstanceUID)),
+        transfer_syntax=syntax,
+    )
+    return b"\x00" * 128 + b"DICM" + encode_file_meta(meta)
+
+
+class StoreReceiver:
+    """Receives C-STORE data sets into ``dest/<sha256>.dcm``, streaming (see module doc).
+
+    Bind :meth:`handlers` to every association that receives (``AE.associate`` for C-GET,
+    ``AE.start_server`` for C-MOVE). Thread-safe: several associations may share a receiver.
+    """
+
+    def __init__(self, dest: Path) -> None:
+        self.dest = dest
+        self._files: dict[str, tuple[Path, int]] = {}
+        self.error: Exception | None = None
+        self._lock = threading.Lock()
+
+    def handlers(self) -> list[EventHandlerType]:
+        """``evt_handlers`` for pynetdicom."""
+        return [
+            (evt.EVT_CONN_OPEN, self._opened),
+            (evt.EVT_CONN_CLOSE, self._closed),
+            (evt.EVT_C_STORE, self._stored),
+        ]
+
+    def _opened(self, event: evt.Event) -> None:
+        # Before A-ASSOCIATE: no P-DATA yet, the reactor has not handed anything to DIMSE.
+        event.assoc.dimse = _StreamingDimse(event.assoc, self.dest)
+
+    @staticmethod
+    def _closed(event: evt.Event) -> None:
+        close_streams(event.assoc)
+
+    def _stored(self, event: evt.Event) -> int:
+        request = cast(C_STORE, event.request)
+        provider = event.assoc.dimse
+        if not isinstance(provider, _StreamingDimse):
+            return self._failed(StreamingNotInstalledError(
+                "a C-STORE arrived on an association without the streaming receiver"
+            ), PROCESSING_FAILURE)
+        received = provider.take(int(request.MessageID or 0))
+        if received is None or received.sop_instance_uid != str(request.AffectedSOPInstanceUID):
+            return self._failed(StreamingNotInstalledError(
+                "a C-STORE arrived without its streamed data set"
+            ), PROCESSING_FAILURE)
+        if received.error is not None or received.file is None:
+            return self._failed(received.error or OSError("data set not written"),
+                                OUT_OF_RESOURCES)
+        try:
+            path = received.file.commit()
+        except OSError as exc:
+            return self._failed(exc, OUT_OF_RESOURCES)
+        with self._lock:
+            self._files[received.sop_instance_uid] = (path, received.file.size)
+        return SUCCESS
+
+    def _failed(self, exc: Exception, status: int) -> int:
+        with self._lock:
+            self.error = self.error or exc
+        return status
+
+    def result(self) -> RetrieveResult:
+        """The files received, one per SOP instance.
+
+        Raises:
+            OSError: writing a received data set failed.
+            StreamingNotInstalledError: pynetdicom bypassed the streaming receiver (a bug).
+        """
+        if self.error is not None:
+            raise self.error
+        with self._lock:
+            entries = list(self._files.values())
+        return RetrieveResult(
+            files=tuple(path for path, _ in entries), total_bytes=sum(n for _, n in entries)
+        )
+
+
+def close_streams(assoc: Association) -> None:
+    """Drop the unfinished and untaken data sets of ``assoc`` (after it ended). Idempotent."""
+    provider = assoc.dimse
+    if isinstance(provider, _StreamingDimse):
+        with contextlib.suppress(OSError):
+            provider.close()
