@@ -456,18 +456,19 @@ class DimseClient:
         if isinstance(classes, str):
             classes = [classes]
         receiver = StoreReceiver(Path(dest))
-        if classes and len(classes) <= _CLASSES_PER_GET:
-            if series is None:
-                requests = [_identifier("STUDY", {"StudyInstanceUID": study_uid}, ())]
+        with receiver.local_errors_first():
+            if classes and len(classes) <= _CLASSES_PER_GET:
+                if series is None:
+                    requests = [_identifier("STUDY", {"StudyInstanceUID": study_uid}, ())]
+                else:
+                    requests = [
+                        _identifier("SERIES", {"StudyInstanceUID": study_uid,
+                                               "SeriesInstanceUID": uid}, ())
+                        for uid in series
+                    ]
+                self._c_get([str(c) for c in classes], requests, receiver)
             else:
-                requests = [
-                    _identifier("SERIES", {"StudyInstanceUID": study_uid,
-                                           "SeriesInstanceUID": uid}, ())
-                    for uid in series
-                ]
-            self._c_get([str(c) for c in classes], requests, receiver)
-        else:
-            self._c_get_by_class(study_uid, series, receiver)
+                self._c_get_by_class(study_uid, series, receiver)
         result = receiver.result()
         self._check_complete("retrieve", result, expected)
         return result
@@ -571,19 +572,20 @@ class DimseClient:
             ) from None
         assert server is not None  # block=False returns the running server
         try:
-            ae = self._ae()
-            ae.add_requested_context(STUDY_ROOT_MOVE)
-            with self._association(ae, "retrieve") as assoc:
-                for request in requests:
-                    try:
-                        responses = assoc.send_c_move(
-                            request,
-                            self.settings.calling_aet,
-                            STUDY_ROOT_MOVE,
-                        )
-                        self._final_status("retrieve", responses)
-                    except ValueError:
-                        raise _dimse_error("retrieve", missing_context=True) from None
+            with receiver.local_errors_first():
+                ae = self._ae()
+                ae.add_requested_context(STUDY_ROOT_MOVE)
+                with self._association(ae, "retrieve") as assoc:
+                    for request in requests:
+                        try:
+                            responses = assoc.send_c_move(
+                                request,
+                                self.settings.calling_aet,
+                                STUDY_ROOT_MOVE,
+                            )
+                            self._final_status("retrieve", responses)
+                        except ValueError:
+                            raise _dimse_error("retrieve", missing_context=True) from None
         finally:
             server.shutdown()
         result = receiver.result()
