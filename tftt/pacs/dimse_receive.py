@@ -64,6 +64,9 @@ _PDU_HEADER = struct.Struct(">BBL")  # type, reserved, length (PS3.8 9.3.1)
 _INITIAL_BUFFER = 64 * 1024
 _MAX_BUFFER = 16 * 1024 * 1024  # larger PDUs (TFTT proposes at most 4 MiB) go to pynetdicom
 _READ_BUDGET = 1 << 20  # bytes read per call before the reactor gets control back
+_DONTWAIT = int(getattr(socket, "MSG_DONTWAIT", 0))  # else: select() before each further PDU
+_PEEK = int(socket.MSG_PEEK)
+_PEEK_NOWAIT = _PEEK | _DONTWAIT
 _COMMAND = 0x01  # message control header bits (PS3.8 E.2): command, not data set
 _LAST = 0x02  # last fragment
 
@@ -212,49 +215,52 @@ class _PDataReader:
         self._provider = provider
         self._pynetdicom_read = dul._read_pdu_data
         self._buffer = bytearray(_INITIAL_BUFFER)
-        self._head = memoryview(bytearray(_PDU_HEADER.size))
+        self._head = bytearray(_PDU_HEADER.size)
         self.pdus = 0  # P-DATA-TF PDUs read here (tests check the fast path is in use)
 
     def read(self) -> None:
         dul = self._dul
         budget = _READ_BUDGET
+        first = True  # the reactor saw the socket readable; later PDUs may not be there yet
         while True:
             sock = dul.socket
             raw = None if sock is None else sock.socket
             if (sock is None or raw is None or isinstance(raw, ssl.SSLSocket)
-                    or dul.state_machine.current_state != "Sta6" or not dul.event_queue.empty()):
-                self._pynetdicom_read()
-                return
+                    or dul.state_machine.current_state != "Sta6" or not dul.event_queue.empty()
+                    or (not first and not _DONTWAIT and not sock.ready)):
+                break
+            head = self._head
             try:
-                head = raw.recv(_PDU_HEADER.size, socket.MSG_PEEK)
-            except OSError:
-                head = b""
-            if len(head) < _PDU_HEADER.size or head[0] != _P_DATA_TF:
-                self._pynetdicom_read()  # it reads (or fails to read) that PDU itself
-                return
+                peeked = raw.recv_into(head, _PDU_HEADER.size, _PEEK if first else _PEEK_NOWAIT)
+            except OSError:  # including BlockingIOError: nothing waiting
+                break
+            if peeked < _PDU_HEADER.size or head[0] != _P_DATA_TF:
+                break
             length = _PDU_HEADER.unpack(head)[2]
             if length > _MAX_BUFFER:
-                self._pynetdicom_read()
-                return
-            if length > len(self._buffer):
-                self._buffer = bytearray(length)
-            view = memoryview(self._buffer)[:length]
+                break
+            if _PDU_HEADER.size + length > len(self._buffer):
+                self._buffer = bytearray(_PDU_HEADER.size + length)
+            whole = memoryview(self._buffer)[: _PDU_HEADER.size + length]
             try:
-                complete = _recv_exact(raw, self._head) and _recv_exact(raw, view)
+                complete = _recv_exact(raw, whole)
             except OSError:
                 complete = False
             if not complete:
                 dul.event_queue.put("Evt17")  # transport closed, as pynetdicom reports it
                 return
-            pdvs = _split_pdvs(view)
+            pdvs = _split_pdvs(whole[_PDU_HEADER.size :])
             if pdvs is None:
                 dul.event_queue.put("Evt19")  # invalid PDU, as pynetdicom reports it
                 return
             self.pdus += 1
             self._provider.receive_pdvs(pdvs)
+            first = False
             budget -= length
-            if budget <= 0 or not sock.ready:
+            if budget <= 0:
                 return
+        if first:
+            self._pynetdicom_read()  # reads (or fails to read) that PDU itself
 
 
 def _recv_exact(raw: socket.socket, view: memoryview) -> bool:
