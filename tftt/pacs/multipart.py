@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from email.message import Message
 from pathlib import Path
 from typing import Protocol
@@ -177,29 +176,19 @@ def _parse_headers(block: bytes) -> dict[str, str]:
 class DicomFileSink:
     """Writes each ``application/dicom`` part to ``dest/<sha256>.dcm`` via a temporary file.
 
-    Each part is a :class:`~tftt.pacs.hashed_file.HashedFile`. With ``threaded`` (the default),
-    writing and hashing run on one background thread in batches of about 1 MiB, so they overlap
-    with receiving the next chunks; at most ``max_pending`` batches are in flight (8 MiB). Call
-    :meth:`close` when done (it also removes an unfinished part's temporary file).
-
-    The chunks handed to :meth:`data` must not change afterwards (views of ``bytes``, as
-    :class:`MultipartParser` gives).
+    Each part is a :class:`~tftt.pacs.hashed_file.HashedFile`: written and hashed as its chunks
+    arrive, so memory stays bounded whatever the part size. Call :meth:`close` when done (it
+    also removes an unfinished part's temporary file).
 
     Raises (from the parser callbacks):
         MultipartError: a part is not ``application/dicom``, or lacks the DICM prefix.
         OSError: the destination cannot be written.
     """
 
-    def __init__(self, dest: Path, *, max_pending: int = 8, threaded: bool = True) -> None:
+    def __init__(self, dest: Path) -> None:
         self.dest = dest
         self.files: list[Path] = []
         self.total_bytes = 0
-        self._max_pending = max(1, max_pending)
-        self._writer = (
-            ThreadPoolExecutor(max_workers=1, thread_name_prefix="tftt-part-writer")
-            if threaded
-            else None
-        )
         self._file: HashedFile | None = None
         self._head = b""
 
@@ -208,7 +197,7 @@ class DicomFileSink:
         if media_type != "application/dicom":
             raise MultipartError("a retrieved part is not application/dicom")
         self.abort()
-        self._file = HashedFile(self.dest, writer=self._writer, max_pending=self._max_pending)
+        self._file = HashedFile(self.dest)
         self._head = b""
 
     def data(self, chunk: memoryview) -> None:
@@ -227,16 +216,14 @@ class DicomFileSink:
         self.total_bytes += part.size
 
     def abort(self) -> None:
-        """Remove the temporary file of an unfinished part (errors of its writes are dropped)."""
+        """Remove the temporary file of an unfinished part."""
         if self._file is not None:
             part, self._file = self._file, None
             part.discard()
 
     def close(self) -> None:
-        """Abort any unfinished part and stop the writer thread."""
+        """Abort any unfinished part."""
         self.abort()
-        if self._writer is not None:
-            self._writer.shutdown(wait=True)
 
     def __enter__(self) -> DicomFileSink:
         return self
