@@ -13,13 +13,20 @@ in the process, including other code's), writes to the system temporary folder (
 that is another file system) and flushes after every fragment.
 
 How: :class:`StoreReceiver` gives the handlers to bind to an association (``associate`` or
-``start_server``). Its ``EVT_CONN_OPEN`` handler, which runs before any data can arrive,
-replaces that one association's DIMSE service provider by :class:`_StreamingDimse`, a subclass
-whose ``receive_primitive`` (called by the DUL thread for each P-DATA) writes the data set
-fragments of a C-STORE request straight to a :class:`~tftt.pacs.hashed_file.HashedFile` in the
-destination. pynetdicom still does everything else (command sets, other messages, the state
-machine, the C-STORE response); it completes the request with an empty data set, and the
-``EVT_C_STORE`` handler commits the file the DUL thread finished for that message.
+``start_server``). Its ``EVT_CONN_OPEN`` handler, which runs before any data can arrive, makes
+two changes to that one association only:
+
+- its DIMSE service provider becomes a :class:`_StreamingDimse`, whose ``receive_primitive``
+  (called by the DUL thread for each P-DATA) writes the data set fragments of a C-STORE request
+  straight to a :class:`~tftt.pacs.hashed_file.HashedFile` in the destination; pynetdicom
+  completes the request with an empty data set, and the ``EVT_C_STORE`` handler commits the
+  file the DUL thread finished for that message;
+- its DUL reads P-DATA-TF PDUs with a :class:`_PDataReader`, which skips pynetdicom's per-PDU
+  decoding, event queue and state machine while the association is established (they cost
+  more CPU than everything else at 16 KiB per PDU) and hands every other PDU to pynetdicom.
+
+pynetdicom still does everything else: association negotiation, command sets, other messages,
+the state machine, the C-STORE response, release and abort.
 
 The file is byte-identical to pynetdicom's ``Event.encoded_dataset()``: a zero preamble,
 ``DICM``, the file meta of ``pynetdicom.dsutils.create_file_meta`` (SOP class and instance of the
@@ -202,12 +209,13 @@ class _PDataReader:
     machine, whose only action for a P-DATA-TF in state Sta6 (association established) is DT-2:
     hand the PDVs to the DIMSE provider. PACS commonly send 16 KiB PDUs, so that is about 30
     000 PDUs and 1.5 s of CPU per 500 MB. This reader does DT-2 itself: while the state is
-    Sta6 with no event waiting, it reads each P-DATA-TF PDU with two ``recv_into`` calls into
-    a reused buffer and gives its PDVs to :meth:`_StreamingDimse.receive_pdvs`, for as long as
-    complete PDUs are waiting (up to about 1 MiB per call). Anything else (another PDU type,
-    another state, TLS, an oversized PDU) goes to pynetdicom's own method untouched. The
-    notification events ``EVT_DATA_RECV`` and ``EVT_PDU_RECV`` are not triggered for the
-    P-DATA-TF PDUs read here (TFTT binds neither).
+    Sta6 with no event waiting, it peeks at the next PDU header, reads each P-DATA-TF PDU with
+    one ``recv_into`` into a reused buffer and gives its PDVs to
+    :meth:`_StreamingDimse.receive_pdvs`, for as long as PDUs are waiting (up to about 1 MiB per
+    call; the next header is peeked without blocking, so the reactor is never held waiting).
+    Anything else (another PDU type, another state, TLS, an oversized PDU) goes to pynetdicom's
+    own method untouched. The notification events ``EVT_DATA_RECV`` and ``EVT_PDU_RECV`` are
+    not triggered for the P-DATA-TF PDUs read here (TFTT binds neither).
     """
 
     def __init__(self, dul: DULServiceProvider, provider: _StreamingDimse) -> None:
@@ -349,6 +357,8 @@ class StoreReceiver:
             ), PROCESSING_FAILURE)
         received = provider.take(int(request.MessageID or 0))
         if received is None or received.sop_instance_uid != str(request.AffectedSOPInstanceUID):
+            if received is not None and received.file is not None:
+                received.file.discard()
             return self._failed(StreamingNotInstalledError(
                 "a C-STORE arrived without its streamed data set"
             ), PROCESSING_FAILURE)
