@@ -1,21 +1,37 @@
 """Retrieval throughput: TFTT's WADO-RS and C-GET into files, against curl, in one run.
 
-Starts its own Orthanc (tests/orthanc.py), writes and uploads a synthetic study of about
-``--size-mb`` MB (uncompressed 16-bit multi-frames), then, ``--repeat`` times in turn:
+Starts its own Orthanc (tests/orthanc.py: no gzip, no GDCM plugin), writes and uploads a
+synthetic study of about ``--size-mb`` MB (uncompressed 16-bit multi-frames of about 250 MB
+each), then runs ``--repeat`` rounds; each round runs every contender once, in a rotated order:
 
-- ``curl``: downloads the same WADO-RS multipart stream (``transfer-syntax=*``) to one file;
-- WADO-RS: ``DicomwebClient.retrieve_study`` streams and splits it into ``<sha256>.dcm`` files;
-- C-GET: ``DimseClient.get_study`` receives it into ``<sha256>.dcm`` files.
+- ``curl``: downloads the WADO-RS multipart stream of the study (``transfer-syntax=*``, the
+  same request TFTT sends) into one file;
+- WADO-RS: ``DicomwebClient.retrieve_study`` streams the same answer, splits it into parts and
+  writes each to ``<sha256>.dcm`` (hashing every byte, temporary file + rename);
+- C-GET: ``DimseClient.get_study`` (C-FIND for the instance count, then C-GET) receives the
+  same instances into ``<sha256>.dcm`` files the same way;
+- dcmtk's ``getscu`` into files, when installed (a native DIMSE reference point).
 
-Prints the best MB/s of each and the ratios to curl (target: at least 0.8).
+Like with like: the same study from the same Orthanc, whose storage is in the page cache for
+every contender (it was just uploaded); everybody writes to files in the same folder (curl to
+a file, not ``/dev/null``), which is emptied between runs outside the timed part. Bytes are
+those reported by each contender (curl's include the multipart framing, about 200 bytes per
+instance). Rates are MB/s (10^6 bytes) of wall-clock time; client CPU is user + system time of
+this process or of the child; Orthanc's CPU is not counted. Peak RSS is this process's high
+water mark during the run (reset before each; Linux only), for the in-process contenders.
+
+Prints each run, then for each contender its best rate, its ratio to the best curl rate, and
+the lowest and median of its ratios to curl in the same round (target: at least 0.8).
 Run from the repository root: ``python3 benchmarks/retrieve.py [--size-mb 500] [--repeat 3]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -37,6 +53,7 @@ from tftt.settings import DicomwebSettings, DimseSettings
 GETSCU = "/usr/bin/getscu"  # dcmtk
 FRAME_BYTES = 512 * 512 * 2
 INSTANCE_MB = 250
+CURL = "curl (one multipart file)"
 
 
 def _cpu_seconds() -> float:
@@ -44,6 +61,21 @@ def _cpu_seconds() -> float:
     own = resource.getrusage(resource.RUSAGE_SELF)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def _reset_peak_rss() -> None:
+    """Reset this process's peak RSS (VmHWM), so that it measures the next run only."""
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")
+
+
+def _peak_rss_mib() -> float:
+    """This process's peak RSS since the last reset (Linux), or NaN."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 def _curl(server: OrthancServer, study_uid: str, dest: Path) -> int:
@@ -114,32 +146,44 @@ def main() -> None:
             return dimse.get_study(study_uid, None, dest).total_bytes
 
         runs: dict[str, Callable[[Path], int]] = {
-            "curl (one multipart file)": lambda d: _curl(server, study_uid, d),
+            CURL: lambda d: _curl(server, study_uid, d),
             "WADO-RS -> files (TFTT)": wado,
             "C-GET -> files (TFTT)": cget,
         }
         if Path(GETSCU).exists():
             runs["dcmtk getscu -> files"] = lambda d: _getscu(server, study_uid, d)
         best: dict[str, float] = {}
+        ratios: dict[str, list[float]] = {name: [] for name in runs}
+        names = list(runs)
         for round_number in range(args.repeat):
-            for name, run in runs.items():
+            shift = round_number % len(names)
+            rates: dict[str, float] = {}
+            for name in names[shift:] + names[:shift]:
                 dest = workdir / "out"
                 shutil.rmtree(dest, ignore_errors=True)
                 dest.mkdir()
+                in_process = not name.startswith(("curl", "dcmtk"))
+                if in_process:
+                    _reset_peak_rss()
                 cpu_before = _cpu_seconds()
                 started = time.perf_counter()
-                nbytes = run(dest)
+                nbytes = runs[name](dest)
                 seconds = time.perf_counter() - started
                 cpu = _cpu_seconds() - cpu_before
-                rate = nbytes / 1e6 / seconds
+                peak = f"peak RSS {_peak_rss_mib():4.0f} MiB" if in_process else ""
+                rates[name] = rate = nbytes / 1e6 / seconds
                 best[name] = max(best.get(name, 0.0), rate)
                 print(f"  round {round_number + 1}: {name:28s} {nbytes / 1e6:5.0f} MB "
-                      f"in {seconds:5.2f} s = {rate:4.0f} MB/s, client CPU {cpu:4.2f} s")
+                      f"in {seconds:5.2f} s = {rate:4.0f} MB/s, client CPU {cpu:4.2f} s  {peak}")
                 shutil.rmtree(dest, ignore_errors=True)
-        curl_rate = best["curl (one multipart file)"]
-        print("best of each (MB/s, ratio to curl; Orthanc's CPU is not counted):")
+            for name, rate in rates.items():
+                ratios[name].append(rate / rates[CURL])
+        curl_rate = best[CURL]
+        print("best of each (MB/s, ratio to the best curl; same-round ratios to curl: lowest,"
+              " median; Orthanc's CPU is not counted):")
         for name, rate in best.items():
-            print(f"  {name:28s} {rate:6.0f} MB/s  {rate / curl_rate:4.2f}x")
+            print(f"  {name:28s} {rate:6.0f} MB/s  {rate / curl_rate:4.2f}x  "
+                  f"same round: {min(ratios[name]):4.2f}x, {statistics.median(ratios[name]):4.2f}x")
     finally:
         server.stop()
         if args.workdir is None:

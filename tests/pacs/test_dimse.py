@@ -8,9 +8,15 @@ encoded dataset after the file meta, which must equal the uploaded file's bytes.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import pickle
 import re
+import shutil
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pydicom
@@ -26,11 +32,18 @@ from pydicom.uid import (
     SecondaryCaptureImageStorage,
     UltrasoundImageStorage,
     XRayAngiographicImageStorage,
+    generate_uid,
 )
 
 from tests.orthanc import OrthancServer
 from tests.pacs.endpoints import dimse_settings
-from tests.pacs.synthetic import PATIENT_ID, InstanceSpec, SyntheticStudy, build_study
+from tests.pacs.synthetic import (
+    PATIENT_ID,
+    InstanceSpec,
+    SyntheticStudy,
+    build_study,
+    write_large_instance,
+)
 from tftt.errors import TargetRejectedError, TargetUnavailableError, UnsupportedInputError
 from tftt.pacs import dimse
 from tftt.pacs.base import InstancesRejectedError, Source, Target
@@ -157,6 +170,19 @@ def test_c_get_keeps_stored_syntaxes(
     _assert_same_instances(result.files, study, set(study.by_sop()))
 
 
+def test_a_destination_that_cannot_be_written_raises_oserror(
+    pacs: OrthancServer, study: SyntheticStudy, tmp_path: Path
+) -> None:
+    # Regression: the PACS's answer to the failed sub-operations (status 0xA702 from Orthanc)
+    # used to be raised as a permanent TargetRejectedError, hiding the local cause.
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_bytes(b"")
+    client = DimseClient(dimse_settings(pacs))
+    with pytest.raises(OSError):
+        client.get_study(study.study_uid, None, not_a_folder)
+    assert not_a_folder.read_bytes() == b""
+
+
 def test_c_get_selected_series(
     pacs: OrthancServer, study: SyntheticStudy, tmp_path: Path
 ) -> None:
@@ -272,3 +298,71 @@ def test_c_store_refuses_non_dicom(archive: OrthancServer, tmp_path: Path) -> No
     junk.write_bytes(b"\0" * 300)
     with pytest.raises(UnsupportedInputError):
         DimseClient(dimse_settings(archive)).send([junk])
+
+
+# -- large instances in bounded memory ------------------------------------------------------
+
+_GET_IN_SUBPROCESS = """
+import json, sys
+from pathlib import Path
+from tftt.pacs.dimse import DimseClient
+from tftt.settings import DimseSettings
+
+def status_kib(field):
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(field)
+
+args = json.loads(sys.argv[1])
+client = DimseClient(DimseSettings(host=args["host"], port=args["port"], called_aet=args["aet"],
+                                   calling_aet="TFTT", timeout_seconds=120))
+Path("/proc/self/clear_refs").write_text("5")  # reset this process's peak RSS (VmHWM)
+before = status_kib("VmRSS")
+result = client.get_study(args["study_uid"], None, Path(args["dest"]))
+print(json.dumps({"count": result.count, "before_kib": before, "peak_kib": status_kib("VmHWM"),
+                  "files": [str(p) for p in result.files]}))
+"""
+
+
+@pytest.mark.slow
+def test_c_get_of_large_instances_streams_in_bounded_memory(
+    pacs: OrthancServer, tmp_path: Path
+) -> None:
+    # pynetdicom alone holds a whole instance in memory, and encoding it for the file copied
+    # it twice more: about 3 x 128 MiB here. Streamed, memory must not grow with the size.
+    study_uid, series_uid = generate_uid(), generate_uid()
+    large = [write_large_instance(tmp_path / f"in{i}.dcm", study_uid, series_uid,
+                                  frames=256, seed=40 + i) for i in range(2)]
+    dest = tmp_path / "retrieved"
+    try:
+        pacs.upload([item.path for item in large])
+        for item in large:
+            item.path.unlink()
+        completed = subprocess.run(
+            [sys.executable, "-c", _GET_IN_SUBPROCESS,
+             json.dumps({"host": pacs.host, "port": pacs.dicom_port, "aet": pacs.aet,
+                         "study_uid": study_uid, "dest": str(dest)})],
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+            capture_output=True, text=True, timeout=300, check=True,
+        )
+        report = json.loads(completed.stdout)
+        growth_mib = (report["peak_kib"] - report["before_kib"]) / 1024
+        print(f"C-GET of 2 x 128 MiB: peak RSS {report['peak_kib'] / 1024:.0f} MiB "
+              f"(grew {growth_mib:.0f} MiB)")
+        assert report["count"] == 2
+        assert growth_mib < 64 and report["peak_kib"] / 1024 < 300
+        by_sop = {item.sop_instance_uid: item for item in large}
+        for name in report["files"]:
+            path = Path(name)
+            item = by_sop.pop(str(pydicom.dcmread(path, stop_before_pixels=True).SOPInstanceUID))
+            digest = hashlib.sha256()
+            with path.open("rb") as handle:
+                handle.seek(-item.pixel_bytes, os.SEEK_END)
+                while block := handle.read(8 << 20):
+                    digest.update(block)
+            assert digest.hexdigest() == item.pixel_sha256
+        assert by_sop == {}
+    finally:
+        pacs.delete_study(study_uid)
+        shutil.rmtree(dest, ignore_errors=True)

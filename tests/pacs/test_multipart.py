@@ -129,7 +129,7 @@ def test_dicom_sink_refuses_non_dicom_parts_and_cleans_up(tmp_path: Path) -> Non
 
 def test_dicom_sink_abort_removes_a_partial_part(tmp_path: Path) -> None:
     boundary = new_boundary()
-    with DicomFileSink(tmp_path, max_pending=2) as sink:
+    with DicomFileSink(tmp_path) as sink:
         parser = MultipartParser(boundary.encode(), sink)
         for start in range(0, 5000, 100):
             parser.feed(_body([_fake_dicom(b"x" * 10_000)], boundary)[start : start + 100])
@@ -143,8 +143,8 @@ def test_dicom_sink_reports_write_errors(tmp_path: Path) -> None:
     with DicomFileSink(tmp_path) as sink:
         parser = MultipartParser(boundary.encode(), sink)
         parser.feed(body[:300])
-        assert sink._handle is not None
-        sink._handle.close()  # the file "fails": every further write on the thread raises
+        assert sink._file is not None and sink._file._handle is not None
+        sink._file._handle.close()  # the file "fails": every further write raises
         with pytest.raises(ValueError, match="closed file"):
             _feed(parser, body[300:], 1000)
     assert list(tmp_path.iterdir()) == []

@@ -54,7 +54,6 @@ from tftt.settings import DicomwebSettings
 
 ACCEPT_DICOM = 'multipart/related; type="application/dicom"; transfer-syntax=*'
 ACCEPT_JSON = "application/dicom+json"
-_READ_CHUNK = 1024 * 1024
 _RETRYABLE_STATUS = frozenset({408, 429})
 
 # DICOM JSON tags used in QIDO and STOW answers.
@@ -421,7 +420,10 @@ class DicomwebClient:
                 response.raise_for_status()
                 parser = MultipartParser(boundary_of(response.headers.get("content-type", "")),
                                          sink)
-                for chunk in response.iter_bytes(_READ_CHUNK):
+                # Chunks as httpx reads them (64 KiB). Asking for bigger ones made httpx
+                # re-buffer every byte through a BytesIO (three copies into fresh 1 MiB
+                # buffers): 2.0 s of CPU per 500 MB instead of 0.8 s, in the benchmark.
+                for chunk in response.iter_bytes():
                     parser.feed(chunk)
                 parser.close()
         finally:

@@ -18,8 +18,10 @@ No transcoding, ever:
 If a retrieve fails part-way, the files already received stay in the destination; they are
 named by content, so a retry rewrites the same names.
 
-Received datasets are written as received (``event.encoded_dataset()``: preamble, file meta,
-raw dataset bytes) to ``<sha256>.dcm`` through a temporary file. Failures are mapped in
+Received datasets are streamed to disk as their fragments arrive, as received (preamble, file
+meta, raw dataset bytes, exactly ``event.encoded_dataset()``), through a temporary file renamed
+to ``<sha256>.dcm``: memory stays bounded whatever the instance size (see
+:mod:`tftt.pacs.dimse_receive`). Failures are mapped in
 :func:`_dimse_error`: association not established, aborted, or no answer in time →
 :class:`TargetUnavailableError`; association rejected (permanently), refused or failed
 statuses, incomplete retrieves → :class:`TargetRejectedError`. Messages carry the operation,
@@ -29,12 +31,10 @@ status codes and counts only.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import pydicom
 from pydicom.datadict import tag_for_keyword
@@ -64,10 +64,8 @@ from pynetdicom import (
     ALL_TRANSFER_SYNTAXES,
     AllStoragePresentationContexts,
     build_role,
-    evt,
 )
 from pynetdicom.association import Association
-from pynetdicom.dimse_primitives import C_STORE
 
 from tftt.errors import (
     TargetError,
@@ -83,8 +81,8 @@ from tftt.pacs.base import (
     StudyInfo,
     checked_uid,
 )
+from tftt.pacs.dimse_receive import StoreReceiver, close_streams
 from tftt.settings import DimseSettings
-from tftt.store.files import atomic_write_bytes, contained_path
 
 # SOP classes (pynetdicom.sop_class builds these names at run time, hidden from type checkers).
 VERIFICATION = UID("1.2.840.10008.1.1")
@@ -195,44 +193,6 @@ def _file_info(path: Path) -> _FileInfo:
             "a file to send lacks SOP class, instance or transfer syntax", code="not-dicom"
         )
     return _FileInfo(path, str(sop_class), str(sop_instance), str(syntax))
-
-
-class _Receiver:
-    """EVT_C_STORE handler writing each received dataset to ``dest/<sha256>.dcm``."""
-
-    def __init__(self, dest: Path) -> None:
-        self.dest = dest
-        self._files: dict[str, tuple[Path, int]] = {}
-        self.error: OSError | None = None
-        self._lock = threading.Lock()
-
-    def handle(self, event: evt.Event) -> int:
-        try:
-            data = event.encoded_dataset()
-            name = f"{hashlib.sha256(data).hexdigest()}.dcm"
-            path = atomic_write_bytes(contained_path(self.dest, name), data)
-        except OSError as exc:
-            with self._lock:
-                self.error = self.error or exc
-            return 0xA700  # out of resources
-        with self._lock:
-            request = cast(C_STORE, event.request)
-            self._files[str(request.AffectedSOPInstanceUID)] = (path, len(data))
-        return _SUCCESS
-
-    def result(self) -> RetrieveResult:
-        """The files received, one per SOP instance.
-
-        Raises:
-            OSError: writing a received dataset failed.
-        """
-        if self.error is not None:
-            raise self.error
-        with self._lock:
-            entries = list(self._files.values())
-        return RetrieveResult(
-            files=tuple(path for path, _ in entries), total_bytes=sum(n for _, n in entries)
-        )
 
 
 def _identifier(level: str, values: Mapping[str, Any], return_keys: Sequence[str]) -> Dataset:
@@ -495,25 +455,26 @@ class DimseClient:
         classes = studies[0].get("SOPClassesInStudy")
         if isinstance(classes, str):
             classes = [classes]
-        receiver = _Receiver(Path(dest))
-        if classes and len(classes) <= _CLASSES_PER_GET:
-            if series is None:
-                requests = [_identifier("STUDY", {"StudyInstanceUID": study_uid}, ())]
+        receiver = StoreReceiver(Path(dest))
+        with receiver.local_errors_first():
+            if classes and len(classes) <= _CLASSES_PER_GET:
+                if series is None:
+                    requests = [_identifier("STUDY", {"StudyInstanceUID": study_uid}, ())]
+                else:
+                    requests = [
+                        _identifier("SERIES", {"StudyInstanceUID": study_uid,
+                                               "SeriesInstanceUID": uid}, ())
+                        for uid in series
+                    ]
+                self._c_get([str(c) for c in classes], requests, receiver)
             else:
-                requests = [
-                    _identifier("SERIES", {"StudyInstanceUID": study_uid,
-                                           "SeriesInstanceUID": uid}, ())
-                    for uid in series
-                ]
-            self._c_get([str(c) for c in classes], requests, receiver)
-        else:
-            self._c_get_by_class(study_uid, series, receiver)
+                self._c_get_by_class(study_uid, series, receiver)
         result = receiver.result()
         self._check_complete("retrieve", result, expected)
         return result
 
     def _c_get_by_class(
-        self, study_uid: str, series: list[str] | None, receiver: _Receiver
+        self, study_uid: str, series: list[str] | None, receiver: StoreReceiver
     ) -> None:
         """C-GET instance lists grouped by SOP class, ``_CLASSES_PER_GET`` classes at a time."""
         found: list[Dataset] = []
@@ -547,7 +508,7 @@ class DimseClient:
         self,
         sop_classes: Sequence[str],
         requests: Sequence[Dataset],
-        receiver: _Receiver,
+        receiver: StoreReceiver,
     ) -> None:
         ae = self._ae()
         ae.add_requested_context(STUDY_ROOT_GET)
@@ -556,16 +517,17 @@ class DimseClient:
                 ae.add_requested_context(sop_class, syntax)
         roles = [build_role(sop_class, scp_role=True) for sop_class in sop_classes]
         with self._association(
-            ae, "retrieve", ext_neg=roles, evt_handlers=[(evt.EVT_C_STORE, receiver.handle)]
+            ae, "retrieve", ext_neg=roles, evt_handlers=receiver.handlers()
         ) as assoc:
-            for request in requests:
-                try:
-                    responses = assoc.send_c_get(
-                        request, STUDY_ROOT_GET
-                    )
-                    self._final_status("retrieve", responses)
-                except ValueError:
-                    raise _dimse_error("retrieve", missing_context=True) from None
+            try:
+                for request in requests:
+                    try:
+                        responses = assoc.send_c_get(request, STUDY_ROOT_GET)
+                        self._final_status("retrieve", responses)
+                    except ValueError:
+                        raise _dimse_error("retrieve", missing_context=True) from None
+            finally:
+                close_streams(assoc)
 
     # -- C-MOVE --------------------------------------------------------------------------
     def move_study(
@@ -592,7 +554,7 @@ class DimseClient:
                 _identifier("SERIES", {"StudyInstanceUID": study_uid, "SeriesInstanceUID": uid}, ())
                 for uid in series
             ]
-        receiver = _Receiver(Path(dest))
+        receiver = StoreReceiver(Path(dest))
         scp = self._ae()
         scp.require_calling_aet = [self.settings.called_aet]
         for context in AllStoragePresentationContexts:
@@ -602,7 +564,7 @@ class DimseClient:
             server = scp.start_server(
                 (self.settings.scp_host, self.settings.scp_port),
                 block=False,
-                evt_handlers=[(evt.EVT_C_STORE, receiver.handle)],
+                evt_handlers=receiver.handlers(),
             )
         except OSError:
             raise TargetUnavailableError(
@@ -610,19 +572,20 @@ class DimseClient:
             ) from None
         assert server is not None  # block=False returns the running server
         try:
-            ae = self._ae()
-            ae.add_requested_context(STUDY_ROOT_MOVE)
-            with self._association(ae, "retrieve") as assoc:
-                for request in requests:
-                    try:
-                        responses = assoc.send_c_move(
-                            request,
-                            self.settings.calling_aet,
-                            STUDY_ROOT_MOVE,
-                        )
-                        self._final_status("retrieve", responses)
-                    except ValueError:
-                        raise _dimse_error("retrieve", missing_context=True) from None
+            with receiver.local_errors_first():
+                ae = self._ae()
+                ae.add_requested_context(STUDY_ROOT_MOVE)
+                with self._association(ae, "retrieve") as assoc:
+                    for request in requests:
+                        try:
+                            responses = assoc.send_c_move(
+                                request,
+                                self.settings.calling_aet,
+                                STUDY_ROOT_MOVE,
+                            )
+                            self._final_status("retrieve", responses)
+                        except ValueError:
+                            raise _dimse_error("retrieve", missing_context=True) from None
         finally:
             server.shutdown()
         result = receiver.result()

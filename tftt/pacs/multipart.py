@@ -11,20 +11,14 @@ in chunks, with its exact length known in advance.
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import os
 import secrets
-import tempfile
-from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from email.message import Message
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol
+from typing import Protocol
 
 from tftt.errors import UnsupportedInputError
-from tftt.store.files import contained_path
+from tftt.pacs.hashed_file import HashedFile
 
 _MAX_HEADER_BYTES = 16 * 1024
 _DICM_OFFSET = 128
@@ -182,90 +176,54 @@ def _parse_headers(block: bytes) -> dict[str, str]:
 class DicomFileSink:
     """Writes each ``application/dicom`` part to ``dest/<sha256>.dcm`` via a temporary file.
 
-    Writing and hashing run on one background thread, so they overlap with receiving the next
-    chunks; at most ``max_pending`` chunks are in flight (with 1 MiB chunks, 8 MiB). Call
-    :meth:`close` when done (it also removes an unfinished part's temporary file).
+    Each part is a :class:`~tftt.pacs.hashed_file.HashedFile`: written and hashed as its chunks
+    arrive, so memory stays bounded whatever the part size. Call :meth:`close` when done (it
+    also removes an unfinished part's temporary file).
 
     Raises (from the parser callbacks):
         MultipartError: a part is not ``application/dicom``, or lacks the DICM prefix.
         OSError: the destination cannot be written.
     """
 
-    def __init__(self, dest: Path, *, max_pending: int = 8) -> None:
+    def __init__(self, dest: Path) -> None:
         self.dest = dest
         self.files: list[Path] = []
         self.total_bytes = 0
-        self._max_pending = max(1, max_pending)
-        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tftt-part-writer")
-        self._pending: deque[Future[None]] = deque()
-        self._handle: BinaryIO | None = None
-        self._tmp: Path | None = None
-        self._hash = hashlib.sha256()
-        self._size = 0
+        self._file: HashedFile | None = None
         self._head = b""
 
     def begin(self, headers: Mapping[str, str]) -> None:
         media_type, _ = content_type_params(headers.get("content-type", "application/dicom"))
         if media_type != "application/dicom":
             raise MultipartError("a retrieved part is not application/dicom")
-        self.dest.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=".part-", suffix=".tmp", dir=self.dest)
-        self._tmp = Path(name)
-        self._handle = os.fdopen(fd, "wb")
-        self._hash = hashlib.sha256()
-        self._size = 0
+        self.abort()
+        self._file = HashedFile(self.dest)
         self._head = b""
 
-    @staticmethod
-    def _write(handle: BinaryIO, digest: Any, chunk: memoryview) -> None:
-        handle.write(chunk)
-        digest.update(chunk)
-
     def data(self, chunk: memoryview) -> None:
-        assert self._handle is not None
+        assert self._file is not None
         if len(self._head) < _DICM_OFFSET + 4:
             self._head += bytes(chunk[: _DICM_OFFSET + 4 - len(self._head)])
-        if len(self._pending) >= self._max_pending:
-            self._pending.popleft().result()
-        # The chunk is a view of an immutable bytes object, so handing it over is safe.
-        self._pending.append(self._writer.submit(self._write, self._handle, self._hash, chunk))
-        self._size += len(chunk)
-
-    def _drain(self) -> None:
-        while self._pending:
-            self._pending.popleft().result()
+        self._file.write(chunk)
 
     def end(self) -> None:
-        assert self._handle is not None
-        self._drain()
-        handle, self._handle = self._handle, None
-        handle.close()
-        tmp, self._tmp = self._tmp, None
-        assert tmp is not None
+        part, self._file = self._file, None
+        assert part is not None
         if self._head[_DICM_OFFSET:] != b"DICM":
-            tmp.unlink(missing_ok=True)
+            part.discard()
             raise MultipartError("a retrieved part is not a DICOM file (no DICM prefix)")
-        final = contained_path(self.dest, f"{self._hash.hexdigest()}.dcm")
-        os.replace(tmp, final)
-        self.files.append(final)
-        self.total_bytes += self._size
+        self.files.append(part.commit())
+        self.total_bytes += part.size
 
     def abort(self) -> None:
-        """Remove the temporary file of an unfinished part (errors of its writes are dropped)."""
-        while self._pending:
-            with contextlib.suppress(Exception):
-                self._pending.popleft().result()
-        if self._handle is not None:
-            self._handle.close()
-            self._handle = None
-        if self._tmp is not None:
-            self._tmp.unlink(missing_ok=True)
-            self._tmp = None
+        """Remove the temporary file of an unfinished part."""
+        if self._file is not None:
+            part, self._file = self._file, None
+            part.discard()
 
     def close(self) -> None:
-        """Abort any unfinished part and stop the writer thread."""
+        """Abort any unfinished part."""
         self.abort()
-        self._writer.shutdown(wait=True)
 
     def __enter__(self) -> DicomFileSink:
         return self
