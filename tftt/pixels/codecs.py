@@ -1214,6 +1214,9 @@ def _transform_chunk(chunk: _Chunk) -> _ChunkResult:
 #: Chunks in flight per worker: enough to keep every worker busy, few enough that the
 #: encoded input and output waiting between processes stay small.
 _IN_FLIGHT_PER_WORKER = 2
+#: Decoded bytes per chunk at most: workers stream frame by frame, so short chunks cost little,
+#: and they leave no worker idle for long at the end.
+_CHUNK_BYTES = 4 * 1024 * 1024
 
 
 def _transform_parallel(
@@ -1231,7 +1234,15 @@ def _transform_parallel(
         if keyword in ds
     }
     lanes = max(workers, 2)
-    size = -(-n_frames // (lanes * _CHUNKS_PER_WORKER))
+    try:
+        frame_bytes = int(ds.Rows) * int(ds.Columns) * int(ds.get("SamplesPerPixel", 1)) * max(
+            int(ds.BitsAllocated) // 8, 1
+        )
+    except (AttributeError, TypeError, ValueError):
+        frame_bytes = 1
+    size = min(
+        -(-n_frames // (lanes * _CHUNKS_PER_WORKER)), max(1, _CHUNK_BYTES // max(frame_bytes, 1))
+    )
     frames = iter_frame_bytes(ds)
     pending: deque[Future[_ChunkResult]] = deque()
     with _pool(workers, executor) as pool:
