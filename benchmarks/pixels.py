@@ -11,7 +11,11 @@ in the same syntax); the ultrasound also as JPEG Baseline input (written as JPEG
   Target: at most 1.2x.
 * Compressed: time of apply_edits (decode + edit + encode) on a loaded dataset, against
   decode_frames + encode_pixels alone (same syntax, same number of workers). Target: 1.1x.
-* JPEG 2000 also with frames spread over 2 processes (``workers=2``).
+* JPEG 2000 also with frames spread over 2 processes (``workers=2``). The floor is then
+  decode_frames + encode_pixels with 2 workers each, which ship decoded frames back to the
+  parent and out again; apply_edits has each worker decode, edit and encode its frames, so
+  only encoded frames travel. On 2 shared cores the wall time of these rows mostly measures
+  the other load: compare them across runs, not alone.
 * Peak memory, measured the same way for the floor and for the edit: a fresh subprocess
   reads the file, resets its peak-RSS mark, runs the operation (floor: nothing more for
   uncompressed input, decode_frames + encode_pixels for compressed input; edit: apply_edits)

@@ -483,3 +483,12 @@ def test_rle_frames_of_odd_byte_length_encode_without_aborting_the_process():
     done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
+
+
+def test_encapsulated_data_that_cannot_be_split_into_frames_is_a_typed_error():
+    ds = in_syntax(make_dataset(GREY12, bits_stored=12), uid.RLELossless, GREY12)
+    ds.PixelData = b"\xfe\xff\x00\xe0\x00\x00\x00\x00" + b"\x12\x34\x56\x78" * 10  # no items
+    for workers in (1, 2):
+        with pytest.raises(UnsupportedInputError) as info:
+            transform_frames(ds, _unchanged, OutputSyntax.RLE_LOSSLESS, workers=workers)
+        assert info.value.code == "unsupported-transfer-syntax"

@@ -1248,7 +1248,14 @@ def _transform_parallel(
     with _pool(workers, executor) as pool:
         try:
             for first in range(0, n_frames, size):
-                part = list(islice(frames, size))
+                try:
+                    part = list(islice(frames, size))
+                except Exception as exc:  # pydicom cannot split the items into frames
+                    raise UnsupportedInputError(
+                        f"encapsulated pixel data in {ts} ({ts.name}) cannot be split into "
+                        f"frames ({type(exc).__name__})",
+                        code="unsupported-transfer-syntax",
+                    ) from None
                 chunk = _Chunk(str(ts), module, part, first, transform, sink.syntax,
                                sink.want_extremes)
                 pending.append(pool.submit(_transform_chunk, chunk))
