@@ -16,6 +16,9 @@ in the same syntax); the ultrasound also as JPEG Baseline input (written as JPEG
   parent and out again; apply_edits has each worker decode, edit and encode its frames, so
   only encoded frames travel. On 2 shared cores the wall time of these rows mostly measures
   the other load: compare them across runs, not alone.
+* Times are the best of ``repeats`` runs, floor and edit interleaved. The ratio is of wall
+  times; the CPU-time ratio (this process and its workers, user + system) is printed beside
+  it because it hardly moves with the load other processes put on the shared cores.
 * Peak memory, measured the same way for the floor and for the edit: a fresh subprocess
   reads the file, resets its peak-RSS mark, runs the operation (floor: nothing more for
   uncompressed input, decode_frames + encode_pixels for compressed input; edit: apply_edits)
@@ -162,12 +165,36 @@ def edits_for(rows: int, cols: int) -> ImageEdits:
 
 
 def best_of(repeats: int, fn: Callable[[], object]) -> float:
-    best = float("inf")
+    return timed(repeats, fn)[0]
+
+
+def cpu_seconds() -> float:
+    """CPU time (user + system) of this process and of every process it started.
+
+    Worker processes are children of the fork server, which reaps them: their time is in
+    the fork server's children times.
+    """
+    import psutil
+
+    total = time.process_time()
+    for child in psutil.Process().children():
+        try:
+            t = child.cpu_times()
+        except psutil.Error:
+            continue
+        total += t.user + t.system + t.children_user + t.children_system
+    return total
+
+
+def timed(repeats: int, fn: Callable[[], object]) -> tuple[float, float]:
+    """The best wall time and the best CPU time (see :func:`cpu_seconds`) of ``repeats`` calls."""
+    wall = cpu = float("inf")
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), cpu_seconds()
         fn()
-        best = min(best, time.perf_counter() - start)
-    return best
+        wall = min(wall, time.perf_counter() - start)
+        cpu = min(cpu, cpu_seconds() - start_cpu)
+    return wall, cpu
 
 
 def write(ds: Dataset, path: Path) -> None:
@@ -330,10 +357,12 @@ def bench_input(
             apply_edits(loaded, edits, syntax=syntax, workers=workers)
 
         floor_name, target = "decode+encode", 1.1
-    floor_s = edit_s = float("inf")
+    floor_s = edit_s = floor_cpu = edit_cpu = float("inf")
     for _ in range(repeats):  # interleaved, so load from other processes hits both
-        floor_s = min(floor_s, best_of(1, floor))
-        edit_s = min(edit_s, best_of(1, edit))
+        wall, cpu = timed(1, floor)
+        floor_s, floor_cpu = min(floor_s, wall), min(floor_cpu, cpu)
+        wall, cpu = timed(1, edit)
+        edit_s, edit_cpu = min(edit_s, wall), min(edit_cpu, cpu)
     pixel_mb = frames.nbytes / 1e6
     row: dict[str, object] = {
         "case": name,
@@ -347,6 +376,9 @@ def bench_input(
         "ratio": round(edit_s / floor_s, 3),
         "target": target,
         "mb_per_s": round(pixel_mb / edit_s, 1),
+        "floor_cpu_s": round(floor_cpu, 3),
+        "edit_cpu_s": round(edit_cpu, 3),
+        "cpu_ratio": round(edit_cpu / floor_cpu, 3),
     }
     if memory:
         for op in ("floor", "edit"):
@@ -362,7 +394,7 @@ def _format(row: dict[str, object]) -> str:
         f"{row['case']:<6} {row['input']:<14}-> {row['output']:<10} w={row['workers']} "
         f"{row['pixel_mb']:>6} MB  {row['floor']:<13} {row['floor_s']:>7.3f} s  "
         f"edit {row['edit_s']:>7.3f} s  ratio {row['ratio']:.2f} (target <= {row['target']})  "
-        f"{row['mb_per_s']:>6} MB/s"
+        f"{row['mb_per_s']:>6} MB/s  cpu ratio {row['cpu_ratio']:.2f}"
     )
     if "mem_edit_above" in row:
         text += (
