@@ -11,10 +11,22 @@ in the same syntax); the ultrasound also as JPEG Baseline input (written as JPEG
   Target: at most 1.2x.
 * Compressed: time of apply_edits (decode + edit + encode) on a loaded dataset, against
   decode_frames + encode_pixels alone (same syntax, same number of workers). Target: 1.1x.
-* JPEG 2000 also with frames spread over 2 processes (``workers=2``).
-* Peak memory: a fresh subprocess reads the file, then edits and writes it; the peak RSS
-  (``ru_maxrss``) is compared with the pixel data size, both including the loaded input and
-  above it. Target: at most 2x. Worker processes are reported separately.
+* JPEG 2000 also with frames spread over 2 processes (``workers=2``). The floor is then
+  decode_frames + encode_pixels with 2 workers each, which ship decoded frames back to the
+  parent and out again; apply_edits has each worker decode, edit and encode its frames, so
+  only encoded frames travel. On 2 shared cores the wall time of these rows mostly measures
+  the other load: compare them across runs, not alone.
+* Times are the best of ``repeats`` runs, floor and edit interleaved. The ratio is of wall
+  times; the CPU-time ratio (this process and its workers, user + system) is printed beside
+  it because it hardly moves with the load other processes put on the shared cores.
+* Peak memory, measured the same way for the floor and for the edit: a fresh subprocess
+  reads the file, resets its peak-RSS mark, runs the operation (floor: nothing more for
+  uncompressed input, decode_frames + encode_pixels for compressed input; edit: apply_edits)
+  and writes the result to a file. Reported in units of the pixel data size (uncropped,
+  decoded): the peak RSS above the RSS with the input loaded, i.e. what the operation itself
+  needs (target: at most 2x for the edit, every row), and the edit's peak including the
+  input. With workers, the sampled sum of the process's RSS and its workers' unique memory
+  (USS) above the same sum once loaded is reported too. See :func:`measure_memory`.
 """
 
 from __future__ import annotations
@@ -153,12 +165,36 @@ def edits_for(rows: int, cols: int) -> ImageEdits:
 
 
 def best_of(repeats: int, fn: Callable[[], object]) -> float:
-    best = float("inf")
+    return timed(repeats, fn)[0]
+
+
+def cpu_seconds() -> float:
+    """CPU time (user + system) of this process and of every process it started.
+
+    Worker processes are children of the fork server, which reaps them: their time is in
+    the fork server's children times.
+    """
+    import psutil
+
+    total = time.process_time()
+    for child in psutil.Process().children():
+        try:
+            t = child.cpu_times()
+        except psutil.Error:
+            continue
+        total += t.user + t.system + t.children_user + t.children_system
+    return total
+
+
+def timed(repeats: int, fn: Callable[[], object]) -> tuple[float, float]:
+    """The best wall time and the best CPU time (see :func:`cpu_seconds`) of ``repeats`` calls."""
+    wall = cpu = float("inf")
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), cpu_seconds()
         fn()
-        best = min(best, time.perf_counter() - start)
-    return best
+        wall = min(wall, time.perf_counter() - start)
+        cpu = min(cpu, cpu_seconds() - start_cpu)
+    return wall, cpu
 
 
 def write(ds: Dataset, path: Path) -> None:
@@ -166,17 +202,26 @@ def write(ds: Dataset, path: Path) -> None:
         pydicom.dcmwrite(handle, ds, enforce_file_format=True)
 
 
-def measure_memory(path: Path, edits: ImageEdits, syntax: str, workers: int) -> dict[str, float]:
-    """Peak memory of a subprocess that reads ``path``, edits it and writes the result.
+def measure_memory(
+    path: Path, edits: ImageEdits, syntax: str, workers: int, op: str
+) -> dict[str, float]:
+    """Peak memory of one operation (``op`` "floor" or "edit") in a fresh subprocess.
 
-    The codecs are warmed up on a tiny image first, so imports do not count, and the kernel's
-    peak-RSS mark is reset (``/proc/self/clear_refs``). ``total`` and ``extra`` are the
-    process's own peak RSS (VmHWM) above the warmed-up start, and
-    above the state after reading the file; ``all`` is the largest sum of the process's RSS and
-    its worker processes' unique memory (USS), sampled every 20 ms (with workers only).
+    The subprocess warms the codecs up on a tiny image (and starts the fork server when
+    ``workers`` > 1), reads ``path``, collects garbage and resets the kernel's peak-RSS mark
+    (``/proc/self/clear_refs``). Then it runs the operation and writes its result to a file:
+    the floor is the row's floor operation (nothing for uncompressed input, whose floor is
+    read + write; decode_frames + encode_pixels for compressed input), the edit is
+    apply_edits. Returned, in units of the (uncropped) pixel data size:
+
+    * ``above``: the process's peak RSS (VmHWM) during operation + write, above the RSS with
+      the input loaded;
+    * ``total``: the same peak above the warmed-up start, i.e. including the loaded input;
+    * ``all`` (with workers only): the largest sum of the process's RSS and its worker
+      processes' unique memory (USS), sampled every 20 ms, above that sum once loaded.
     """
     script = f"""
-import json, resource, sys, threading, time
+import gc, json, sys, threading, time
 sys.path.insert(0, {str(ROOT)!r})
 import numpy as np, psutil, pydicom
 from tftt.pixels.codecs import DecodedPixels, OutputSyntax, decode_frames, encode_pixels
@@ -188,53 +233,58 @@ def status(key):
             if line.startswith(key + ':'):
                 return int(line.split()[1]) * 1024
     raise KeyError(key)
-def rss():
-    return status('VmRSS')
+def now_all():
+    me = psutil.Process()
+    return me.memory_info().rss + sum(p.memory_full_info().uss for p in me.children(recursive=True))
 edits = ImageEdits.model_validate_json({edits.model_dump_json()!r})
 syntax = OutputSyntax({syntax!r})
+workers, op = {workers}, {op!r}
 head = pydicom.dcmread({str(path)!r}, stop_before_pixels=True)
 tiny = np.zeros((1, 32, 32, 3) if head.SamplesPerPixel == 3 else (1, 32, 32), dtype=np.uint8)
 colour = "RGB" if tiny.ndim == 4 else "MONOCHROME2"
 tiny_ds = encode_pixels(head, DecodedPixels(tiny, colour, 8, 0), source=head)
 decode_frames(encode_pixels(tiny_ds, decode_frames(tiny_ds), syntax))
 decode_frames(pydicom.dcmread({str(path)!r}), index=0)  # imports the input's decoder
-if {workers} > 1:  # start the fork server before measuring
+if workers > 1:  # start the fork server before measuring
     decode_frames(encode_pixels(tiny_ds, DecodedPixels(np.concatenate([tiny] * 4), colour, 8, 0),
-                                syntax, source=head), workers={workers})
+                                syntax, source=head), workers=workers)
+gc.collect()
+start = status('VmRSS')
+ds = pydicom.dcmread({str(path)!r})
+pixel_bytes = (ds.Rows * ds.Columns * ds.get('SamplesPerPixel', 1)
+               * int(ds.NumberOfFrames) * ds.BitsAllocated // 8)
+gc.collect()
+with open('/proc/self/clear_refs', 'w') as f:
+    f.write('5')  # reset the peak RSS (VmHWM) to the current RSS
+loaded = status('VmRSS')
+loaded_all = now_all() if workers > 1 else 0
 samples = []
 def sample(stop):
-    me = psutil.Process()
     while not stop.is_set():
         try:
-            workers = sum(p.memory_full_info().uss for p in me.children(recursive=True))
-            samples.append(me.memory_info().rss + workers)
+            samples.append(now_all())
         except psutil.Error:
             pass
         time.sleep(0.02)
 stop = threading.Event()
 watcher = threading.Thread(target=sample, args=(stop,), daemon=True)
-def now_all():
-    me = psutil.Process()
-    return me.memory_info().rss + sum(p.memory_full_info().uss for p in me.children(recursive=True))
-import gc; gc.collect()
-with open('/proc/self/clear_refs', 'w') as f:
-    f.write('5')  # reset the peak RSS (VmHWM) to the current RSS
-start = rss()
-start_all = now_all()
-watcher.start()
-ds = pydicom.dcmread({str(path)!r})
-pixel_bytes = (ds.Rows * ds.Columns * ds.get('SamplesPerPixel', 1)
-               * int(ds.NumberOfFrames) * ds.BitsAllocated // 8)
-loaded = rss()
-new = apply_edits(ds, edits, syntax=syntax, workers={workers})
+if workers > 1:
+    watcher.start()
+native = str(ds.file_meta.TransferSyntaxUID) in ('1.2.840.10008.1.2.1', '1.2.840.10008.1.2')
+if op == 'edit':
+    result = apply_edits(ds, edits, syntax=syntax, workers=workers)
+elif native:
+    result = ds
+else:
+    result = encode_pixels(ds, decode_frames(ds, workers=workers), syntax, workers=workers)
 with open({str(path)!r} + '.out', 'wb') as handle:
-    pydicom.dcmwrite(handle, new, enforce_file_format=True)
+    pydicom.dcmwrite(handle, result, enforce_file_format=True)
 stop.set()
-watcher.join()
+if workers > 1:
+    watcher.join()
 peak = status('VmHWM')
-print(json.dumps(dict(start=start, loaded=loaded, peak=peak,
-                      all=max(samples, default=0) - start_all + start,
-                      pixels=pixel_bytes)))
+print(json.dumps(dict(start=start, loaded=loaded, peak=peak, pixels=pixel_bytes,
+                      all=max(samples, default=loaded_all) - loaded_all)))
 """
     done = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=1800
@@ -242,9 +292,9 @@ print(json.dumps(dict(start=start, loaded=loaded, peak=peak,
     m = json.loads(done.stdout.strip().splitlines()[-1])
     os.unlink(str(path) + ".out")
     return {
+        "above": (m["peak"] - m["loaded"]) / m["pixels"],
         "total": (m["peak"] - m["start"]) / m["pixels"],
-        "extra": (m["peak"] - m["loaded"]) / m["pixels"],
-        "all": (m["all"] - m["start"]) / m["pixels"] if workers > 1 else 0.0,
+        "all": m["all"] / m["pixels"] if workers > 1 else 0.0,
     }
 
 
@@ -307,10 +357,12 @@ def bench_input(
             apply_edits(loaded, edits, syntax=syntax, workers=workers)
 
         floor_name, target = "decode+encode", 1.1
-    floor_s = edit_s = float("inf")
+    floor_s = edit_s = floor_cpu = edit_cpu = float("inf")
     for _ in range(repeats):  # interleaved, so load from other processes hits both
-        floor_s = min(floor_s, best_of(1, floor))
-        edit_s = min(edit_s, best_of(1, edit))
+        wall, cpu = timed(1, floor)
+        floor_s, floor_cpu = min(floor_s, wall), min(floor_cpu, cpu)
+        wall, cpu = timed(1, edit)
+        edit_s, edit_cpu = min(edit_s, wall), min(edit_cpu, cpu)
     pixel_mb = frames.nbytes / 1e6
     row: dict[str, object] = {
         "case": name,
@@ -324,10 +376,14 @@ def bench_input(
         "ratio": round(edit_s / floor_s, 3),
         "target": target,
         "mb_per_s": round(pixel_mb / edit_s, 1),
+        "floor_cpu_s": round(floor_cpu, 3),
+        "edit_cpu_s": round(edit_cpu, 3),
+        "cpu_ratio": round(edit_cpu / floor_cpu, 3),
     }
     if memory:
-        measured = measure_memory(path, edits, out_syntax, workers)
-        row.update({f"mem_{k}": round(v, 2) for k, v in measured.items()})
+        for op in ("floor", "edit"):
+            measured = measure_memory(path, edits, out_syntax, workers, op)
+            row.update({f"mem_{op}_{k}": round(v, 2) for k, v in measured.items()})
     path.unlink()
     out_path.unlink(missing_ok=True)
     return row
@@ -338,12 +394,19 @@ def _format(row: dict[str, object]) -> str:
         f"{row['case']:<6} {row['input']:<14}-> {row['output']:<10} w={row['workers']} "
         f"{row['pixel_mb']:>6} MB  {row['floor']:<13} {row['floor_s']:>7.3f} s  "
         f"edit {row['edit_s']:>7.3f} s  ratio {row['ratio']:.2f} (target <= {row['target']})  "
-        f"{row['mb_per_s']:>6} MB/s"
+        f"{row['mb_per_s']:>6} MB/s  cpu ratio {row['cpu_ratio']:.2f}"
     )
-    if "mem_total" in row:
-        text += f"  peak {row['mem_total']:.2f}x incl. input, {row['mem_extra']:.2f}x above it"
+    if "mem_edit_above" in row:
+        text += (
+            f"  peak above input: floor {row['mem_floor_above']:.2f}x, "
+            f"edit {row['mem_edit_above']:.2f}x (target <= 2), "
+            f"edit incl. input {row['mem_edit_total']:.2f}x"
+        )
         if row["workers"] != 1:
-            text += f", with workers {row['mem_all']:.2f}x"
+            text += (
+                f", with workers: floor {row['mem_floor_all']:.2f}x, "
+                f"edit {row['mem_edit_all']:.2f}x"
+            )
     return text
 
 

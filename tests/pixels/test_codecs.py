@@ -15,7 +15,10 @@ from pydicom.dataset import Dataset
 from tftt.errors import UnsupportedInputError
 from tftt.pixels.codecs import (
     DecodedPixels,
+    Encapsulation,
+    FrameFormat,
     OutputSyntax,
+    attach_payload,
     check_decodable,
     copy_dataset,
     copy_without_pixel_data,
@@ -24,7 +27,9 @@ from tftt.pixels.codecs import (
     encode_pixels,
     is_lossy,
     lossy_compression_attributes,
+    pixel_header,
     strip_jpeg_text_segments,
+    transform_frames,
 )
 
 from .images import dataset_bytes, in_syntax, make_dataset, reread
@@ -357,3 +362,133 @@ def test_frames_behind_an_extended_offset_table_decode_in_parallel():
     source.PixelData = data
     source.ExtendedOffsetTable, source.ExtendedOffsetTableLengths = offsets, lengths
     np.testing.assert_array_equal(decode_frames(reread(source), workers=2).frames, arr)
+
+
+def test_encapsulation_gives_pydicoms_bytes_one_frame_at_a_time():
+    frames = [b"\x01\x02\x03", b"\x04" * 8, b"\x05" * 5]
+    items = Encapsulation(len(frames))
+    for frame in frames:
+        items.add(frame)
+    data, extended = items.finish()
+    assert type(data) is bytes and extended is None
+    assert data == pydicom.encaps.encapsulate(frames, has_bot=True)
+
+
+def test_encapsulation_moves_to_an_extended_offset_table_past_the_limit():
+    frames = [b"\x01" * 11, b"\x02" * 20, b"\x03" * 7]
+    items = Encapsulation(len(frames), offset_limit=46)  # 2 items of 8 + 11 + 20 bytes = 47
+    for frame in frames:
+        items.add(frame)
+    data, extended = items.finish()
+    assert extended is not None
+    assert (data, *extended) == pydicom.encaps.encapsulate_extended(frames)
+    at_limit = Encapsulation(len(frames), offset_limit=47)
+    for frame in frames:
+        at_limit.add(frame)
+    assert at_limit.finish() == (pydicom.encaps.encapsulate(frames, has_bot=True), None)
+
+
+def test_encapsulation_counts_its_frames():
+    items = Encapsulation(2)
+    items.add(b"ab")
+    with pytest.raises(ValueError, match="1 of 2 frames"):
+        items.finish()
+    items.add(b"cd")
+    with pytest.raises(ValueError, match="already added"):
+        items.add(b"ef")
+
+
+def _unchanged(frames: np.ndarray, first: int, fmt: FrameFormat) -> np.ndarray:
+    return frames
+
+
+def _stamp_index_and_crop(frames: np.ndarray, first: int, fmt: FrameFormat) -> np.ndarray:
+    frames[:, 1, 1] = np.arange(first, first + len(frames)) + 100
+    return frames[:, 1:, 1:]
+
+
+def _attached(source: Dataset, done) -> Dataset:
+    out = pixel_header(source, done.layout, source=source)
+    attach_payload(out, done.payload, bits_allocated=done.layout.dtype.itemsize * 8)
+    return out
+
+
+@pytest.mark.parametrize("ts", LOSSLESS_INPUTS, ids=lambda t: t.name)
+@pytest.mark.parametrize("syntax", [OutputSyntax.EXPLICIT_VR_LITTLE_ENDIAN, OutputSyntax.RLE_LOSSLESS],
+                         ids=lambda s: s.value)
+def test_transforming_frames_unchanged_equals_decoding_then_encoding(ts, syntax):
+    source = in_syntax(make_dataset(GREY12, bits_stored=12), ts, GREY12)
+    done = transform_frames(source, _unchanged, syntax, extremes=True)
+    expected = encode_pixels(source, decode_frames(source), syntax)
+    assert type(done.payload.data) is bytes
+    assert dataset_bytes(_attached(source, done)) == dataset_bytes(expected)
+    assert done.extremes == (int(GREY12.min()), int(GREY12.max()))
+
+
+def test_transforming_frames_in_workers_gives_the_serial_bytes_and_frame_indices():
+    arr = RNG.integers(0, 4096, (5, 36, 40), dtype=np.uint16)
+    source = in_syntax(make_dataset(arr, bits_stored=12), uid.JPEG2000Lossless, arr)
+    for syntax in (OutputSyntax.JPEG_2000_LOSSLESS, OutputSyntax.EXPLICIT_VR_LITTLE_ENDIAN):
+        serial = transform_frames(source, _stamp_index_and_crop, syntax, extremes=True)
+        parallel = transform_frames(source, _stamp_index_and_crop, syntax, extremes=True, workers=2)
+        assert parallel == serial
+        assert serial.layout.shape == (5, 35, 39)
+        frames = decode_frames(_attached(source, serial)).frames
+        assert frames[:, 0, 0].tolist() == [100, 101, 102, 103, 104]
+        np.testing.assert_array_equal(frames[:, 1:, 1:], arr[:, 2:, 2:])
+
+
+def test_transforming_palette_colour_expands_it_frame_by_frame():
+    indices = np.array([[[0, 1], [2, 3]], [[3, 2], [1, 0]]], dtype=np.uint8)
+    ds = make_dataset(indices, photometric="PALETTE COLOR")
+    for colour, values in zip(
+        ("Red", "Green", "Blue"), ([0, 255, 0, 9], [0, 0, 255, 9], [0, 0, 0, 9]), strict=True
+    ):
+        setattr(ds, f"{colour}PaletteColorLookupTableDescriptor", [4, 0, 8])
+        setattr(ds, f"{colour}PaletteColorLookupTableData", bytes(values))
+    done = transform_frames(ds, _unchanged)
+    assert done.layout.photometric_interpretation == "RGB" and done.layout.shape == (2, 2, 2, 3)
+    np.testing.assert_array_equal(
+        decode_frames(_attached(ds, done)).frames, decode_frames(ds).frames
+    )
+
+
+def test_a_corrupt_frame_part_way_names_the_failing_decoders_serially_and_in_workers():
+    arr = RNG.integers(0, 4096, (4, 36, 40), dtype=np.uint16)
+    ds = in_syntax(make_dataset(arr, bits_stored=12), uid.JPEG2000Lossless, arr)
+    frames = list(pydicom.encaps.generate_frames(ds.PixelData, number_of_frames=4))
+    frames[2] = b"\x00" * 40
+    ds.PixelData = pydicom.encaps.encapsulate(frames)
+    for workers in (1, 2):
+        with pytest.raises(UnsupportedInputError, match=r"could not be decoded \(pylibjpeg: \w+") as info:
+            transform_frames(ds, _unchanged, OutputSyntax.RLE_LOSSLESS, workers=workers)
+        assert info.value.code == "unsupported-transfer-syntax"
+
+
+def test_rle_frames_of_odd_byte_length_encode_without_aborting_the_process():
+    # python-gdcm's RLE encoder aborts the interpreter on them, so this runs in a subprocess.
+    script = textwrap.dedent(
+        """
+        import numpy as np
+        from tftt.pixels.codecs import DecodedPixels, OutputSyntax, decode_frames, encode_pixels
+        from tests.pixels.images import make_dataset
+        for arr in (np.arange(2 * 9 * 9, dtype=np.uint8).reshape(2, 9, 9),
+                    np.arange(3 * 5 * 3, dtype=np.uint8).reshape(1, 3, 5, 3)):
+            source = make_dataset(arr)
+            out = encode_pixels(source, decode_frames(source), OutputSyntax.RLE_LOSSLESS)
+            assert (decode_frames(out).frames == arr).all()
+        print("ok")
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
+
+
+def test_encapsulated_data_that_cannot_be_split_into_frames_is_a_typed_error():
+    ds = in_syntax(make_dataset(GREY12, bits_stored=12), uid.RLELossless, GREY12)
+    ds.PixelData = b"\xfe\xff\x00\xe0\x00\x00\x00\x00" + b"\x12\x34\x56\x78" * 10  # no items
+    for workers in (1, 2):
+        with pytest.raises(UnsupportedInputError) as info:
+            transform_frames(ds, _unchanged, OutputSyntax.RLE_LOSSLESS, workers=workers)
+        assert info.value.code == "unsupported-transfer-syntax"

@@ -356,6 +356,63 @@ def test_parallel_workers_give_the_same_output_bytes():
     assert dataset_bytes(serial) == dataset_bytes(parallel)
 
 
+def test_workers_keep_frame_ranges_crop_and_extremes_as_the_serial_path_does():
+    arr = RNG.integers(1, 4096, (6, 40, 48), dtype=np.uint16)
+    native = make_dataset(arr, bits_stored=12, sop_class=XA_IMAGE)
+    native.SmallestImagePixelValue, native.LargestImagePixelValue = 1, 4095
+    source = in_syntax(native, uid.JPEG2000Lossless, arr)
+    edits = ImageEdits(
+        blackouts=(Rectangle(x=10, y=6, width=8, height=5, frames=FrameRange(first=2, last=4)),),
+        crop=CropBox(x=2, y=3, width=40, height=34),
+    )
+    syntax = OutputSyntax.JPEG_2000_LOSSLESS
+    serial = apply_edits(source, edits, syntax=syntax)
+    parallel = apply_edits(source, edits, syntax=syntax, workers=2)
+    assert dataset_bytes(parallel) == dataset_bytes(serial)
+    frames = decode_frames(reread(parallel)).frames
+    expected = arr.copy()
+    expected[1:4, 6:11, 10:18] = 0
+    np.testing.assert_array_equal(frames, expected[:, 3:37, 2:42])
+    kept = expected[:, 3:37, 2:42]
+    assert (serial.SmallestImagePixelValue, serial.LargestImagePixelValue) == (
+        int(kept.min()), int(kept.max())
+    )
+    from_native = apply_edits(native, edits)
+    assert (from_native.SmallestImagePixelValue, from_native.LargestImagePixelValue) == (
+        serial.SmallestImagePixelValue, serial.LargestImagePixelValue
+    )
+
+
+def test_signed_extremes_are_recomputed_as_ss_on_every_path():
+    arr = RNG.integers(-2048, 2048, (2, 36, 40), dtype=np.int16)
+    native = make_dataset(arr, bits_stored=12)
+    native.SmallestImagePixelValue, native.LargestImagePixelValue = -2048, 2047
+    native["SmallestImagePixelValue"].VR = native["LargestImagePixelValue"].VR = "SS"
+    for source in (native, in_syntax(native, uid.RLELossless, arr)):
+        out = _edit_unchanged_input(source, BLACKOUT)
+        assert out["SmallestImagePixelValue"].VR == "SS"
+        kept = arr.copy()
+        kept[:, RECT.y : RECT.y + RECT.height, RECT.x : RECT.x + RECT.width] = -2048
+        assert out.SmallestImagePixelValue == -2048
+        assert out.LargestImagePixelValue == int(kept.max())
+
+
+def test_odd_length_output_is_padded_natively_and_encodes_as_rle():
+    arr = RNG.integers(1, 256, (2, 10, 9), dtype=np.uint8)
+    edits = ImageEdits(blackouts=(Rectangle(x=0, y=0, width=2, height=2),),
+                       crop=CropBox(x=1, y=1, width=5, height=3))
+    expected = arr[:, 1:4, 1:6].copy()
+    expected[:, 0, 0] = 0
+    native = make_dataset(arr)
+    for source in (native, in_syntax(native, uid.RLELossless, arr)):
+        out = apply_edits(source, edits)
+        assert len(out.PixelData) == 30 and out.PixelData == expected.tobytes()
+        single = apply_edits(make_dataset(arr[:1]), edits)
+        assert len(single.PixelData) == 16 and single.PixelData == expected[:1].tobytes() + b"\0"
+        rle = apply_edits(source, edits, syntax=OutputSyntax.RLE_LOSSLESS)
+        np.testing.assert_array_equal(decode_frames(reread(rle)).frames, expected)
+
+
 def test_same_input_and_edits_give_byte_identical_output():
     source = make_dataset(GREY12, bits_stored=12)
     edits = ImageEdits(blackouts=(RECT,), crop=CropBox(x=1, y=1, width=40, height=30))

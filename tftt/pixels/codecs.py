@@ -38,30 +38,41 @@ hiding the GPL package from a subprocess.
 Encoding (:func:`encode_pixels`) writes Explicit VR Little Endian by default, or RLE Lossless,
 JPEG-LS Lossless or JPEG 2000 Lossless (which needs at least 32x32 pixels). Frames can be
 encoded (and decoded) in parallel over processes (``workers``), which pays off for JPEG 2000:
-it is codec-bound and about 5-10x slower than the others.
+it is codec-bound and about 5-10x slower than the others. RLE frames of odd byte length go to
+pylibjpeg-rle (or pydicom's encoder): python-gdcm's RLE encoder aborts the process on them.
+Encoded frames are encapsulated one at a time (:class:`Encapsulation`), giving the bytes of
+pydicom's ``encapsulate`` without its intermediate copies.
+
+:func:`transform_frames` decodes, changes (e.g. blacks out and crops) and encodes an image frame
+by frame, so that only the output and one frame are held; with workers, each worker process
+does all three for a chunk of frames and a bounded number of chunks is in flight.
 """
 
 from __future__ import annotations
 
 import copy
 import multiprocessing
-from collections.abc import Iterable, Iterator
-from concurrent.futures import Executor, ProcessPoolExecutor
+import struct
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from itertools import islice
+from typing import Any, Protocol
 
 import numpy as np
 from pydicom import uid as dcm_uid
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.encaps import encapsulate, encapsulate_extended, generate_frames
+from pydicom.encaps import encapsulate, generate_frames
 from pydicom.pixels import get_decoder, get_encoder
 from pydicom.pixels.processing import apply_color_lut
 from pydicom.tag import Tag
 from pydicom.uid import UID
 
 from tftt.errors import UnsupportedInputError
+from tftt.pixels.buffers import NewBytes
 
 PIXEL_DATA = Tag(0x7FE0, 0x0010)
 EXTENDED_OFFSET_TABLE = Tag(0x7FE0, 0x0001)
@@ -145,6 +156,44 @@ class DecodedPixels:
     @property
     def samples_per_pixel(self) -> int:
         return 3 if self.frames.ndim == 4 else 1
+
+    @property
+    def layout(self) -> PixelLayout:
+        return PixelLayout(
+            shape=tuple(self.frames.shape),
+            dtype=self.frames.dtype,
+            photometric_interpretation=self.photometric_interpretation,
+            bits_stored=self.bits_stored,
+            pixel_representation=self.pixel_representation,
+        )
+
+
+@dataclass(frozen=True)
+class PixelLayout:
+    """The shape and Image Pixel values of frames, without the frames themselves.
+
+    ``shape`` is ``(frames, rows, columns)`` or ``(frames, rows, columns, 3)``.
+    """
+
+    shape: tuple[int, ...]
+    dtype: np.dtype[Any]
+    photometric_interpretation: str
+    bits_stored: int
+    pixel_representation: int
+
+    @property
+    def samples_per_pixel(self) -> int:
+        return 3 if len(self.shape) == 4 else 1
+
+
+@dataclass(frozen=True)
+class FrameFormat:
+    """What decoded frames hold (after colour conversion to RGB and palette expansion)."""
+
+    photometric_interpretation: str
+    bits_stored: int
+    pixel_representation: int
+    samples_per_pixel: int
 
 
 # --- inspection ------------------------------------------------------------------------------
@@ -522,15 +571,15 @@ def encode_pixels(
 
 
 def pixel_header(
-    template: Dataset, pixels: DecodedPixels, *, source: Dataset | None = None
+    template: Dataset, pixels: DecodedPixels | PixelLayout, *, source: Dataset | None = None
 ) -> Dataset:
     """A copy of ``template`` without pixel data whose Image Pixel module describes ``pixels``.
 
     Also carries the lossy-compression history of ``source`` (default ``template``). Attach
-    the pixel data with :func:`attach_pixel_data`. UIDs are kept.
+    the pixel data with :func:`attach_pixel_data` or :func:`attach_payload`. UIDs are kept.
     """
     new = copy_without_pixel_data(template)
-    _write_pixel_module(new, pixels, template)
+    _write_pixel_module(new, pixels.layout if isinstance(pixels, DecodedPixels) else pixels, template)
     new.update(lossy_compression_attributes(template if source is None else source))
     return new
 
@@ -578,22 +627,91 @@ def set_native_pixel_data(ds: Dataset, data: bytes | bytearray, bits_allocated: 
 
 
 def _set_encapsulated(ds: Dataset, encoded: list[bytes], ts: UID) -> None:
+    items = Encapsulation(len(encoded))
+    for frame in encoded:
+        items.add(frame)
+    _attach_encapsulated(ds, *items.finish(), ts)
+
+
+def _attach_encapsulated(
+    ds: Dataset, data: bytes | bytearray, extended: tuple[bytes, bytes] | None, ts: UID
+) -> None:
     for tag in (EXTENDED_OFFSET_TABLE, EXTENDED_OFFSET_TABLE_LENGTHS):
         if tag in ds:
             del ds[tag]
-    total = (len(encoded) - 1) * 8 + sum(len(f) for f in encoded[:-1])
-    if total > 2**32 - 1:
-        data, offsets, lengths = encapsulate_extended(encoded)
-        ds[EXTENDED_OFFSET_TABLE] = DataElement(EXTENDED_OFFSET_TABLE, "OV", offsets)
+    if extended is not None:
+        ds[EXTENDED_OFFSET_TABLE] = DataElement(EXTENDED_OFFSET_TABLE, "OV", extended[0])
         ds[EXTENDED_OFFSET_TABLE_LENGTHS] = DataElement(
-            EXTENDED_OFFSET_TABLE_LENGTHS, "OV", lengths
+            EXTENDED_OFFSET_TABLE_LENGTHS, "OV", extended[1]
         )
-    else:
-        data = encapsulate(encoded, has_bot=True)
     elem = DataElement(PIXEL_DATA, "OB", data)
     elem.is_undefined_length = True
     ds[PIXEL_DATA] = elem
     _set_syntax(ds, ts)
+
+
+_ITEM = struct.Struct("<HHI")
+
+
+class Encapsulation:
+    """Encapsulated Pixel Data built one encoded frame at a time, into one ``bytearray``.
+
+    The bytes equal pydicom's ``encapsulate(frames, has_bot=True)`` (one fragment per frame,
+    each padded to even length), or, past the Basic Offset Table's 4 GiB limit,
+    ``encapsulate_extended(frames)`` with its Extended Offset Table values. Frames are copied
+    in as they come, so the caller need not keep them: the peak is the output plus one frame,
+    instead of all frames plus the joined output plus pydicom's final ``bytes`` copy.
+    """
+
+    def __init__(self, frames: int, *, offset_limit: int = 2**32 - 1) -> None:
+        self._expected = frames
+        self._limit = offset_limit  # the Basic Offset Table's; lower only in tests
+        self._data = bytearray(_ITEM.pack(0xFFFE, 0xE000, 4 * frames))
+        self._data += bytes(4 * frames)  # the Basic Offset Table, filled in by finish()
+        self._offsets: list[int] = []
+        self._lengths: list[int] = []
+
+    @property
+    def count(self) -> int:
+        return len(self._offsets)
+
+    def add(self, frame: bytes | bytearray) -> None:
+        """Append one encoded frame as one item (padded with a NUL byte to even length)."""
+        if self.count == self._expected:
+            raise ValueError(f"all {self._expected} frames were already added")
+        odd = len(frame) % 2
+        self._offsets.append(len(self._data) - 8 - 4 * self._expected)
+        self._lengths.append(len(frame))
+        self._data += _ITEM.pack(0xFFFE, 0xE000, len(frame) + odd)
+        self._data += frame
+        if odd:
+            self._data += b"\x00"
+
+    def finish(self) -> tuple[bytes, tuple[bytes, bytes] | None]:
+        """The encapsulated data and, when the offsets need 64 bits, the Extended Offset
+        Table and its lengths (then the Basic Offset Table is empty).
+
+        Raises:
+            ValueError: fewer frames were added than announced.
+        """
+        n = self._expected
+        if self.count != n:
+            raise ValueError(f"{self.count} of {n} frames were added")
+        data = self._data
+        self._data = bytearray()
+        total = (n - 1) * 8 + sum(self._lengths[:-1])
+        extended = None
+        if total <= self._limit:
+            data[8 : 8 + 4 * n] = struct.pack(f"<{n}I", *self._offsets)
+        else:
+            del data[8 : 8 + 4 * n]
+            data[4:8] = struct.pack("<I", 0)
+            padded = [length + length % 2 for length in self._lengths]
+            extended = struct.pack(f"<{n}Q", *self._offsets), struct.pack(f"<{n}Q", *padded)
+        out = NewBytes(len(data))
+        out.view[:] = np.frombuffer(data, dtype=np.uint8)
+        del data  # one large block, handed back to the system here
+        return out.done(), extended
 
 
 def _set_syntax(ds: Dataset, ts: UID) -> None:
@@ -614,9 +732,8 @@ _PALETTE_KEYWORDS = (
 )
 
 
-def _write_pixel_module(new: Dataset, pixels: DecodedPixels, template: Dataset) -> None:
-    frames = pixels.frames
-    n, rows, cols = frames.shape[:3]
+def _write_pixel_module(new: Dataset, pixels: PixelLayout, template: Dataset) -> None:
+    n, rows, cols = pixels.shape[:3]
     new.Rows = rows
     new.Columns = cols
     if "NumberOfFrames" in template or n > 1:
@@ -627,7 +744,7 @@ def _write_pixel_module(new: Dataset, pixels: DecodedPixels, template: Dataset) 
         new.PlanarConfiguration = 0
     elif "PlanarConfiguration" in new:
         del new.PlanarConfiguration
-    new.BitsAllocated = frames.dtype.itemsize * 8
+    new.BitsAllocated = pixels.dtype.itemsize * 8
     new.BitsStored = pixels.bits_stored
     new.HighBit = pixels.bits_stored - 1
     new.PixelRepresentation = pixels.pixel_representation
@@ -652,29 +769,18 @@ def encode_frame_list(
     """
     if syntax is OutputSyntax.EXPLICIT_VR_LITTLE_ENDIAN:
         raise ValueError("Explicit VR Little Endian is not an encapsulated syntax")
-    encoder = get_encoder(syntax.uid)
-    if not encoder.is_available:
-        raise UnsupportedInputError(
-            f"no encoder is installed for {syntax.uid} ({syntax.uid.name})",
-            code="unsupported-output-syntax",
-        )
-    options = {
-        "rows": frames.shape[1],
-        "columns": frames.shape[2],
-        "samples_per_pixel": pixels.samples_per_pixel,
-        "bits_allocated": frames.dtype.itemsize * 8,
-        "bits_stored": pixels.bits_stored,
-        "pixel_representation": pixels.pixel_representation,
-        "photometric_interpretation": pixels.photometric_interpretation,
-        "number_of_frames": 1,
-        "planar_configuration": 0,
-    }
-    if syntax is OutputSyntax.JPEG_2000_LOSSLESS and min(frames.shape[1:3]) < 32:
-        raise UnsupportedInputError(
-            "JPEG 2000 needs images of at least 32x32 pixels "
-            f"(this one is {frames.shape[2]}x{frames.shape[1]})",
-            code="unsupported-output-syntax",
-        )
+    _check_encoder(syntax)
+    options = _encode_options(
+        syntax,
+        frames.shape[1:],
+        frames.dtype,
+        FrameFormat(
+            pixels.photometric_interpretation,
+            pixels.bits_stored,
+            pixels.pixel_representation,
+            pixels.samples_per_pixel,
+        ),
+    )
     n = frames.shape[0]
     if (workers > 1 or executor is not None) and n > 1:
         bounds = _chunk_bounds(n, max(workers, 2) * _CHUNKS_PER_WORKER)
@@ -685,19 +791,482 @@ def encode_frame_list(
     return _encode_chunk((str(syntax.uid), frames, options))
 
 
+def _check_encoder(syntax: OutputSyntax) -> None:
+    if syntax is not OutputSyntax.EXPLICIT_VR_LITTLE_ENDIAN and not get_encoder(syntax.uid).is_available:
+        raise UnsupportedInputError(
+            f"no encoder is installed for {syntax.uid} ({syntax.uid.name})",
+            code="unsupported-output-syntax",
+        )
+
+
+def _encode_options(
+    syntax: OutputSyntax, frame_shape: tuple[int, ...], dtype: np.dtype[Any], fmt: FrameFormat
+) -> dict[str, Any]:
+    """pydicom encoder options for single frames of ``frame_shape`` (``(rows, cols[, 3])``).
+
+    Raises:
+        UnsupportedInputError: ``unsupported-output-syntax`` for JPEG 2000 under 32x32 pixels.
+    """
+    rows, columns = frame_shape[0], frame_shape[1]
+    if syntax is OutputSyntax.JPEG_2000_LOSSLESS and min(rows, columns) < 32:
+        raise UnsupportedInputError(
+            "JPEG 2000 needs images of at least 32x32 pixels "
+            f"(this one is {columns}x{rows})",
+            code="unsupported-output-syntax",
+        )
+    options: dict[str, Any] = {
+        "rows": rows,
+        "columns": columns,
+        "samples_per_pixel": fmt.samples_per_pixel,
+        "bits_allocated": dtype.itemsize * 8,
+        "bits_stored": fmt.bits_stored,
+        "pixel_representation": fmt.pixel_representation,
+        "photometric_interpretation": fmt.photometric_interpretation,
+        "number_of_frames": 1,
+        "planar_configuration": 0,
+    }
+    frame_bytes = rows * columns * fmt.samples_per_pixel * dtype.itemsize
+    if syntax is OutputSyntax.RLE_LOSSLESS and frame_bytes % 2:
+        # pydicom pads an odd-length frame for GDCM, whose RLE encoder then fails an internal
+        # check and aborts the whole process (python-gdcm 3.2); the others handle it.
+        available = get_encoder(syntax.uid).available_plugins
+        for plugin in ("pylibjpeg", "pydicom"):
+            if plugin in available:
+                options["encoding_plugin"] = plugin
+                break
+    return options
+
+
+def _encode_frame(encoder: Any, ts: str, frame: np.ndarray, options: dict[str, Any]) -> bytes:
+    try:
+        encoded: bytes = encoder.encode(np.ascontiguousarray(frame), **options)
+    except (ValueError, RuntimeError, TypeError) as exc:
+        raise UnsupportedInputError(
+            f"these pixels cannot be encoded as {ts} ({UID(ts).name}): {type(exc).__name__}",
+            code="unsupported-output-syntax",
+        ) from None
+    return encoded
+
+
 def _encode_chunk(job: tuple[str, np.ndarray, dict[str, Any]]) -> list[bytes]:
     ts, frames, options = job
     encoder = get_encoder(UID(ts))
-    out: list[bytes] = []
-    for frame in frames:
-        try:
-            out.append(encoder.encode(np.ascontiguousarray(frame), **options))
-        except (ValueError, RuntimeError, TypeError) as exc:
+    return [_encode_frame(encoder, ts, frame, options) for frame in frames]
+
+
+# --- decode, transform and encode frame by frame --------------------------------------------
+
+
+class FrameTransform(Protocol):
+    """Changes decoded frames; used by :func:`transform_frames`.
+
+    Called with a writeable block of decoded frames ``(k, rows, columns[, 3])``, the 0-based
+    index of its first frame and what the frames hold. Returns the frames to write (the block
+    itself, changed in place, or a view of it such as a crop); every frame must come out with
+    the same shape. Must pickle, to run in worker processes.
+    """
+
+    def __call__(self, frames: np.ndarray, first: int, fmt: FrameFormat) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class PixelPayload:
+    """Pixel Data ready to attach: native little-endian bytes, or encapsulated frames."""
+
+    data: bytes
+    syntax: OutputSyntax
+    extended_offsets: tuple[bytes, bytes] | None = None
+
+
+@dataclass(frozen=True)
+class TransformedFrames:
+    """What :func:`transform_frames` made: the new pixels' layout and payload.
+
+    ``extremes`` is the smallest and largest value of greyscale output, when asked for.
+    """
+
+    layout: PixelLayout
+    payload: PixelPayload
+    extremes: tuple[int, int] | None
+
+
+def attach_payload(ds: Dataset, payload: PixelPayload, *, bits_allocated: int) -> None:
+    """Set Pixel Data (and offset tables) and the transfer syntax from ``payload``, in place."""
+    if payload.syntax is OutputSyntax.EXPLICIT_VR_LITTLE_ENDIAN:
+        set_native_pixel_data(ds, payload.data, bits_allocated)
+    else:
+        _attach_encapsulated(ds, payload.data, payload.extended_offsets, payload.syntax.uid)
+
+
+def transform_frames(
+    ds: Dataset,
+    transform: FrameTransform,
+    syntax: OutputSyntax = OutputSyntax.EXPLICIT_VR_LITTLE_ENDIAN,
+    *,
+    extremes: bool = False,
+    workers: int = 1,
+    executor: Executor | None = None,
+) -> TransformedFrames:
+    """Decode each frame of ``ds``, pass it through ``transform`` and encode it in ``syntax``.
+
+    Frame by frame, so the decoded frames are never all held: native output is written into
+    its final ``bytes`` as frames come, encoded frames go straight into one encapsulation.
+    ``workers`` > 1 (or ``executor``) runs decode, transform and encode of compressed frames
+    in worker processes, a few chunks in flight at a time, so memory stays bounded and only
+    encoded frames travel between processes. Decoding is that of :func:`decode_frames`
+    (colour as RGB, palette expanded); the output bytes do not depend on ``workers``.
+    ``ds`` is not changed.
+
+    Raises:
+        UnsupportedInputError: as :func:`decode_frames` for the input, and
+            ``unsupported-output-syntax`` as :func:`encode_pixels` for the output.
+    """
+    check_decodable(ds)
+    _check_encoder(syntax)
+    ts = transfer_syntax_of(ds)
+    n_frames = frame_count(ds)
+    if (workers > 1 or executor is not None) and n_frames > 1 and ts not in NATIVE_SYNTAXES:
+        sink = _FrameSink(n_frames, syntax, extremes)
+        _transform_parallel(ds, ts, n_frames, transform, sink, workers, executor)
+    else:
+        sink = _transform_serial(
+            ds, ts, n_frames, 0, transform, lambda: _FrameSink(n_frames, syntax, extremes)
+        )
+    return sink.finish()
+
+
+class _DecodeFailure(Exception):
+    """A decoding plugin failed; carries ``"plugin: ErrorType"`` (never the message)."""
+
+
+@dataclass(frozen=True)
+class _ChunkResult:
+    """A worker's share: transformed frames, encoded (or as one native array)."""
+
+    count: int
+    fmt: FrameFormat | None
+    frame_shape: tuple[int, ...]
+    dtype: np.dtype[Any]
+    encoded: list[bytes]
+    native: np.ndarray | None
+    low: int | None
+    high: int | None
+
+
+class _FrameSink:
+    """Takes transformed frames in order and builds the output.
+
+    Native output goes into its final ``bytes`` (allocated at the first frame), encoded
+    frames into an :class:`Encapsulation`. A worker's sink (``collect=True``) keeps the
+    encoded frames or native blocks in lists instead, to send back. Tracks the format, frame
+    shape and, when asked, the extremes of greyscale output.
+    """
+
+    def __init__(
+        self, n_frames: int, syntax: OutputSyntax, extremes: bool, *, collect: bool = False
+    ) -> None:
+        self.n_frames = n_frames
+        self.syntax = syntax
+        self.native = syntax is OutputSyntax.EXPLICIT_VR_LITTLE_ENDIAN
+        self.want_extremes = extremes
+        self.collect = collect
+        self.count = 0
+        self.fmt: FrameFormat | None = None
+        self.frame_shape: tuple[int, ...] = ()
+        self.dtype: np.dtype[Any] = np.dtype(np.uint8)
+        self.low: int | None = None
+        self.high: int | None = None
+        self._encoder: Any = None
+        self._options: dict[str, Any] = {}
+        self._items: Encapsulation | None = None
+        self._out: NewBytes | None = None
+        self._position = 0
+        self.encoded: list[bytes] = []
+        self.blocks: list[np.ndarray] = []
+
+    def _accept(self, count: int, frame_shape: tuple[int, ...], dtype: np.dtype[Any],
+                fmt: FrameFormat) -> None:
+        if self.fmt is None:
+            self.fmt, self.frame_shape, self.dtype = fmt, frame_shape, dtype
+            if not self.native:
+                self._encoder = get_encoder(self.syntax.uid)
+                self._options = _encode_options(self.syntax, frame_shape, dtype, fmt)
+                if not self.collect:
+                    self._items = Encapsulation(self.n_frames)
+            elif not self.collect:
+                size = self.n_frames * int(np.prod(frame_shape)) * dtype.itemsize
+                self._out = NewBytes(size + size % 2)
+        elif (fmt, frame_shape, dtype) != (self.fmt, self.frame_shape, self.dtype):
             raise UnsupportedInputError(
-                f"these pixels cannot be encoded as {ts} ({UID(ts).name}): {type(exc).__name__}",
-                code="unsupported-output-syntax",
-            ) from None
-    return out
+                "the frames of this image do not all decode to the same format",
+                code="unsupported-pixel-data",
+            )
+        if self.count + count > self.n_frames:
+            raise UnsupportedInputError(
+                f"more than {self.n_frames} frames were decoded", code="unsupported-pixel-data"
+            )
+
+    def add(self, frames: np.ndarray, fmt: FrameFormat) -> None:
+        """Take transformed frames ``(k, rows, columns[, 3])``, the next ones in order."""
+        self._accept(len(frames), tuple(frames.shape[1:]), frames.dtype, fmt)
+        if self.want_extremes and frames.ndim == 3 and frames.size:
+            self._extend_extremes(int(frames.min()), int(frames.max()))
+        if self.native:
+            little = frames.dtype.newbyteorder("<")
+            if self.collect:
+                self.blocks.append(np.ascontiguousarray(frames, dtype=little))
+            else:
+                self._write(frames.astype(little, copy=False))
+        else:
+            ts = str(self.syntax.uid)
+            for frame in frames:
+                encoded = _encode_frame(self._encoder, ts, frame, self._options)
+                if self._items is not None:
+                    self._items.add(encoded)
+                else:
+                    self.encoded.append(encoded)
+        self.count += len(frames)
+
+    def merge(self, part: _ChunkResult) -> None:
+        """Take a worker's chunk, the next frames in order."""
+        if part.count == 0 or part.fmt is None:
+            return
+        self._accept(part.count, part.frame_shape, part.dtype, part.fmt)
+        if part.low is not None and part.high is not None:
+            self._extend_extremes(part.low, part.high)
+        if part.native is not None:
+            self._write(part.native)
+        else:
+            assert self._items is not None
+            for encoded in part.encoded:
+                self._items.add(encoded)
+        self.count += part.count
+
+    def result(self) -> _ChunkResult:
+        """A worker's chunk, to send back."""
+        native = None
+        if self.native and self.blocks:
+            native = self.blocks[0] if len(self.blocks) == 1 else np.concatenate(self.blocks)
+        return _ChunkResult(self.count, self.fmt, self.frame_shape, self.dtype, self.encoded,
+                            native, self.low, self.high)
+
+    def _write(self, frames: np.ndarray) -> None:
+        assert self._out is not None
+        target = self._out.view[self._position : self._position + frames.nbytes]
+        np.copyto(target.view(frames.dtype).reshape(frames.shape), frames)
+        self._position += frames.nbytes
+
+    def _extend_extremes(self, low: int, high: int) -> None:
+        self.low = low if self.low is None else min(self.low, low)
+        self.high = high if self.high is None else max(self.high, high)
+
+    def finish(self) -> TransformedFrames:
+        if self.count != self.n_frames or self.fmt is None:
+            raise UnsupportedInputError(
+                f"decoded {self.count} of {self.n_frames} frames", code="unsupported-pixel-data"
+            )
+        layout = PixelLayout(
+            shape=(self.n_frames, *self.frame_shape),
+            dtype=self.dtype,
+            photometric_interpretation=self.fmt.photometric_interpretation,
+            bits_stored=self.fmt.bits_stored,
+            pixel_representation=self.fmt.pixel_representation,
+        )
+        if self._out is not None:
+            self._out.view[self._position :] = 0  # the pad byte of odd-length data
+            payload = PixelPayload(self._out.done(), self.syntax)
+            self._out = None
+        else:
+            assert self._items is not None
+            data, extended = self._items.finish()
+            payload = PixelPayload(data, self.syntax, extended)
+        extremes = None
+        if self.want_extremes and self.low is not None and self.high is not None:
+            extremes = (self.low, self.high)
+        return TransformedFrames(layout=layout, payload=payload, extremes=extremes)
+
+
+def _iter_decoded(
+    ds: Dataset, ts: UID, plugin: str | None, n_frames: int
+) -> Iterator[tuple[np.ndarray, FrameFormat]]:
+    """Each frame of ``ds`` decoded (writeable, RGB, palette expanded, with a frame axis).
+
+    ``plugin`` None is the native decoder, whose errors pass through unchanged.
+
+    Raises:
+        _DecodeFailure: the plugin failed on a frame, or found too few frames.
+    """
+    kwargs: dict[str, Any] = dict(_RGB)
+    if plugin is not None:
+        kwargs["decoding_plugin"] = plugin
+    frames = get_decoder(ts).iter_array(ds, **kwargs)
+    count = 0
+    while count < n_frames:
+        try:
+            arr, meta = next(frames)
+        except StopIteration:
+            break
+        except Exception as exc:
+            if plugin is None:
+                raise
+            raise _DecodeFailure(f"{plugin}: {type(exc).__name__}") from None
+        info = _meta(meta)
+        fmt = FrameFormat(
+            info["photometric_interpretation"],
+            info["bits_stored"],
+            info["pixel_representation"],
+            info["samples"],
+        )
+        if arr.ndim == (3 if fmt.samples_per_pixel == 3 else 2):
+            arr = arr[np.newaxis]
+        if fmt.photometric_interpretation == "PALETTE COLOR":
+            arr = np.ascontiguousarray(apply_color_lut(arr, ds))
+            fmt = FrameFormat("RGB", 16 if arr.dtype.itemsize == 2 else 8, 0, 3)
+        elif not arr.flags.writeable:
+            arr = arr.copy()
+        count += 1
+        yield arr, fmt
+    if count != n_frames:
+        if plugin is None:
+            raise UnsupportedInputError(
+                f"found {count} of {n_frames} frames", code="unsupported-pixel-data"
+            )
+        raise _DecodeFailure(f"{plugin}: ValueError")
+
+
+def _transform_serial(
+    ds: Dataset,
+    ts: UID,
+    n_frames: int,
+    first: int,
+    transform: FrameTransform,
+    new_sink: Callable[[], _FrameSink],
+) -> _FrameSink:
+    """Decode, transform and hand each frame to a sink, trying the decoders in order.
+
+    A decoder that fails part-way is dropped with its sink, and the next one starts again
+    from the first frame with a new sink.
+
+    Raises:
+        UnsupportedInputError: ``unsupported-transfer-syntax`` when no decoder is installed
+            or every one failed (naming them and their error types).
+    """
+    plugins: list[str | None] = [None] if ts in NATIVE_SYNTAXES else list(_plugins_for(ts))
+    if not plugins:
+        raise UnsupportedInputError(
+            f"transfer syntax {ts} ({ts.name}) needs a decoder that is not installed "
+            f"({_missing_hint(ts)})",
+            code="unsupported-transfer-syntax",
+        )
+    failures: list[str] = []
+    for plugin in plugins:
+        sink = new_sink()
+        try:
+            for index, (frame, fmt) in enumerate(_iter_decoded(ds, ts, plugin, n_frames)):
+                sink.add(transform(frame, first + index, fmt), fmt)
+        except _DecodeFailure as failure:
+            failures.append(str(failure))
+            continue
+        return sink
+    raise UnsupportedInputError(
+        f"pixel data in transfer syntax {ts} ({ts.name}) could not be decoded "
+        f"({'; '.join(failures)})",
+        code="unsupported-transfer-syntax",
+    )
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    """Frames ``first`` .. ``first + len(frames) - 1`` of an image, for a worker."""
+
+    ts: str
+    module: dict[str, Any]
+    frames: list[bytes]
+    first: int
+    transform: FrameTransform
+    syntax: OutputSyntax
+    extremes: bool
+
+
+def _chunk_dataset(ts: UID, module: dict[str, Any], frames: list[bytes]) -> Dataset:
+    part = Dataset()
+    part.file_meta = FileMetaDataset()
+    part.file_meta.TransferSyntaxUID = ts
+    for keyword, value in module.items():
+        setattr(part, keyword, value)
+    part.NumberOfFrames = len(frames)
+    part.PixelData = encapsulate(frames)
+    part["PixelData"].VR = "OB"
+    return part
+
+
+def _transform_chunk(chunk: _Chunk) -> _ChunkResult:
+    ts = UID(chunk.ts)
+    part = _chunk_dataset(ts, chunk.module, chunk.frames)
+    n = len(chunk.frames)
+    sink = _transform_serial(
+        part, ts, n, chunk.first, chunk.transform,
+        lambda: _FrameSink(n, chunk.syntax, chunk.extremes, collect=True),
+    )
+    return sink.result()
+
+
+#: Chunks in flight per worker: enough to keep every worker busy, few enough that the
+#: encoded input and output waiting between processes stay small.
+_IN_FLIGHT_PER_WORKER = 2
+#: Decoded bytes per chunk at most: workers stream frame by frame, so short chunks cost little,
+#: and they leave no worker idle for long at the end.
+_CHUNK_BYTES = 4 * 1024 * 1024
+
+
+def _transform_parallel(
+    ds: Dataset,
+    ts: UID,
+    n_frames: int,
+    transform: FrameTransform,
+    sink: _FrameSink,
+    workers: int,
+    executor: Executor | None,
+) -> None:
+    module = {
+        keyword: copy.deepcopy(ds[keyword].value)
+        for keyword in _PIXEL_MODULE_KEYWORDS
+        if keyword in ds
+    }
+    lanes = max(workers, 2)
+    try:
+        frame_bytes = int(ds.Rows) * int(ds.Columns) * int(ds.get("SamplesPerPixel", 1)) * max(
+            int(ds.BitsAllocated) // 8, 1
+        )
+    except (AttributeError, TypeError, ValueError):
+        frame_bytes = 1
+    size = min(
+        -(-n_frames // (lanes * _CHUNKS_PER_WORKER)), max(1, _CHUNK_BYTES // max(frame_bytes, 1))
+    )
+    frames = iter_frame_bytes(ds)
+    pending: deque[Future[_ChunkResult]] = deque()
+    with _pool(workers, executor) as pool:
+        try:
+            for first in range(0, n_frames, size):
+                try:
+                    part = list(islice(frames, size))
+                except Exception as exc:  # pydicom cannot split the items into frames
+                    raise UnsupportedInputError(
+                        f"encapsulated pixel data in {ts} ({ts.name}) cannot be split into "
+                        f"frames ({type(exc).__name__})",
+                        code="unsupported-transfer-syntax",
+                    ) from None
+                chunk = _Chunk(str(ts), module, part, first, transform, sink.syntax,
+                               sink.want_extremes)
+                pending.append(pool.submit(_transform_chunk, chunk))
+                del part, chunk
+                while len(pending) >= lanes * _IN_FLIGHT_PER_WORKER:
+                    sink.merge(pending.popleft().result())
+            while pending:
+                sink.merge(pending.popleft().result())
+        finally:
+            for future in pending:
+                future.cancel()
 
 
 # --- lossy compression attributes ----------------------------------------------------------

@@ -1,8 +1,8 @@
-"""Blackout and crop on every frame at once, with the header kept consistent.
+"""Blackout and crop on every frame, with the header kept consistent.
 
 :func:`apply_edits` is pure: it returns a NEW dataset and never changes its input. The pixel work
-is numpy slicing over the whole ``(frames, rows, columns[, samples])`` array (one assignment per
-rectangle, one slice for the crop); the time goes to decoding and encoding, see
+is numpy slicing over blocks of frames (one assignment per rectangle, one slice for the crop, see
+:mod:`tftt.pixels.frame_edits`); the time goes to decoding and encoding, see
 ``benchmarks/pixels.py``.
 
 What an edit changes besides the pixels:
@@ -24,17 +24,18 @@ What an edit changes besides the pixels:
 Images without blackouts or crop keep their Pixel Data bytes (no re-encode); whether to pass
 them through (and strip JPEG text segments) is the caller's choice.
 
-Speed and memory (``benchmarks/pixels.py``): uncompressed little-endian input is cropped and
-masked while it is copied out of the input (one pass), then turned into the output ``bytes``
-(a second pass: pydicom needs ``bytes``, which cannot be filled in place). Compressed input is
-decoded frame by frame into one array; the decoded array is released before the encoded frames
-are encapsulated, so the peak is about the decoded frames plus the encoded output.
+Speed and memory (``benchmarks/pixels.py``): uncompressed little-endian input is cropped,
+cleared of bits above BitsStored and blacked out while it is copied, a few MiB at a time, straight
+into the output ``bytes`` (:class:`tftt.pixels.buffers.NewBytes`): one pass, one output buffer.
+Anything else goes frame by frame through :func:`tftt.pixels.codecs.transform_frames`: decode one
+frame, black it out, crop it, encode it into the output, so the decoded frames are never all held
+(with workers, a few chunks of encoded frames are in flight at a time).
 """
 
 from __future__ import annotations
 
 from concurrent.futures import Executor
-from dataclasses import replace
+from dataclasses import dataclass
 
 import numpy as np
 from pydicom import uid as dcm_uid
@@ -45,18 +46,21 @@ from pydicom.tag import Tag
 from pydicom.valuerep import format_number_as_ds
 
 from tftt.errors import RedactionError, UnsupportedInputError
+from tftt.pixels.buffers import NewBytes
 from tftt.pixels.codecs import (
     PIXEL_DATA,
     DecodedPixels,
     OutputSyntax,
-    attach_pixel_data,
+    PixelLayout,
+    attach_payload,
     copy_dataset,
-    decode_frames,
-    encode_payload,
     frame_count,
     pixel_header,
+    set_native_pixel_data,
     transfer_syntax_of,
+    transform_frames,
 )
+from tftt.pixels.frame_edits import FrameEdits, black_for
 from tftt.redaction_spec import CropBox, ImageEdits, Rectangle
 
 ICON_IMAGE_SEQUENCE = Tag(0x0088, 0x0200)
@@ -91,34 +95,24 @@ def apply_edits(
         return copy_dataset(ds)
     rows, columns, frames = int(ds.Rows), int(ds.Columns), frame_count(ds)
     check_edits_fit(edits, rows, columns, frames)
+    plan = FrameEdits.of(edits)
+    want_extremes = _has_extremes(ds)
 
-    # Native little-endian data are cropped while they are copied out of the input (one pass);
-    # anything else is decoded whole and cropped afterwards.
-    decoded = native_pixels(ds, edits.crop)
-    cropped = decoded is not None and edits.crop is not None
-    if decoded is None:
-        decoded = decode_frames(ds, workers=workers, executor=executor)
-    offset_x, offset_y = (edits.crop.x, edits.crop.y) if cropped and edits.crop else (0, 0)
-    arr = decoded.frames
-    black = black_value(decoded)
-    for rect in edits.blackouts:
-        first, last = (rect.frames.first, rect.frames.last) if rect.frames else (1, frames)
-        x0, x1 = max(rect.x - offset_x, 0), min(rect.x + rect.width - offset_x, arr.shape[2])
-        y0, y1 = max(rect.y - offset_y, 0), min(rect.y + rect.height - offset_y, arr.shape[1])
-        if x0 < x1 and y0 < y1:
-            arr[first - 1 : last, y0:y1, x0:x1] = black
-    if edits.crop is not None and not cropped:
-        c = edits.crop
-        arr = arr[:, c.y : c.y + c.height, c.x : c.x + c.width]
-    result = replace(decoded, frames=arr)
-
-    new = pixel_header(ds, result, source=ds)
-    extremes = pixel_extremes(result) if _has_extremes(ds) else None
-    payload = encode_payload(result, syntax, workers=workers, executor=executor)
-    bits_allocated = arr.dtype.itemsize * 8
-    del arr, result, decoded  # free the decoded frames before encapsulating the output
-    attach_pixel_data(new, payload, syntax, bits_allocated=bits_allocated)
-    del payload
+    native = _native_source(ds) if syntax is OutputSyntax.EXPLICIT_VR_LITTLE_ENDIAN else None
+    if native is not None:
+        layout, data, low_high = _edit_native(native, plan, want_extremes)
+        new = pixel_header(ds, layout, source=ds)
+        set_native_pixel_data(new, data, layout.dtype.itemsize * 8)
+    else:
+        done = transform_frames(
+            ds, plan, syntax, extremes=want_extremes, workers=workers, executor=executor
+        )
+        layout, low_high = done.layout, done.extremes
+        new = pixel_header(ds, layout, source=ds)
+        attach_payload(new, done.payload, bits_allocated=layout.dtype.itemsize * 8)
+    extremes = None
+    if low_high is not None and layout.samples_per_pixel == 1:
+        extremes = _extremes_entry(*low_high, signed=layout.pixel_representation == 1)
     if edits.crop is not None:
         update_geometry_after_crop(new, edits.crop)
     clean_up_after_edit(new, extremes)
@@ -134,13 +128,25 @@ _NATIVE_LITTLE_ENDIAN = frozenset(
 )
 
 
-def native_pixels(ds: Dataset, crop: CropBox | None = None) -> DecodedPixels | None:
-    """The (cropped) frames of uncompressed little-endian greyscale/RGB data, in one pass.
+@dataclass(frozen=True)
+class _NativeSource:
+    """A read-only view of uncompressed little-endian frames and what they hold."""
 
-    Reads the input bytes through a read-only view and copies only the kept area into a new
-    array, clearing the bits above BitsStored (sign-extending signed data) in the same pass,
-    as pydicom's decoder would. Returns None when the data need the general decoder
-    (big endian, compressed, YBR, palette, planar RGB, 1-bit, short pixel data).
+    view: np.ndarray
+    photometric_interpretation: str
+    bits_stored: int
+    signed: bool
+
+    @property
+    def samples(self) -> int:
+        return 3 if self.view.ndim == 4 else 1
+
+
+def _native_source(ds: Dataset) -> _NativeSource | None:
+    """The frames of uncompressed little-endian greyscale/RGB data as a read-only view.
+
+    None when the data need the general decoder (big endian, compressed, YBR, palette, planar
+    RGB, 1-bit, short pixel data).
     """
     try:
         ts = transfer_syntax_of(ds)
@@ -164,31 +170,98 @@ def native_pixels(ds: Dataset, crop: CropBox | None = None) -> DecodedPixels | N
     )
     if not eligible:
         return None
-    frames = frame_count(ds)
     itemsize = bits_allocated // 8
-    shape: tuple[int, ...] = (frames, rows, columns) + ((3,) if samples == 3 else ())
+    shape: tuple[int, ...] = (frame_count(ds), rows, columns) + ((3,) if samples == 3 else ())
     data = ds.PixelData
     needed = int(np.prod(shape)) * itemsize
     if not isinstance(data, bytes) or len(data) < needed:
         return None
     dtype = np.dtype(f"<{'i' if signed else 'u'}{itemsize}")
     view = np.frombuffer(memoryview(data)[:needed], dtype=dtype).reshape(shape)
-    if crop is not None:
-        view = view[:, crop.y : crop.y + crop.height, crop.x : crop.x + crop.width]
-    out = np.empty(view.shape, dtype=dtype)
-    unused = bits_allocated - bits_stored
+    return _NativeSource(view, pi, bits_stored, signed)
+
+
+def _copy_stored_bits(source: _NativeSource, view: np.ndarray, out: np.ndarray) -> None:
+    """Copy ``view`` into ``out``, clearing the bits above BitsStored (sign-extending signed
+    data), as pydicom's decoder would."""
+    unused = view.dtype.itemsize * 8 - source.bits_stored
     if unused == 0:
         np.copyto(out, view)
-    elif signed:
+    elif source.signed:
         np.left_shift(view, unused, out=out)
         np.right_shift(out, unused, out=out)  # arithmetic: sign-extends
     else:
-        np.bitwise_and(view, (1 << bits_stored) - 1, out=out)
+        np.bitwise_and(view, (1 << source.bits_stored) - 1, out=out)
+
+
+#: Frames are copied, blacked out and measured a few MiB at a time, while they are in cache.
+_BLOCK_BYTES = 4 * 1024 * 1024
+
+
+def _edit_native(
+    source: _NativeSource, plan: FrameEdits, want_extremes: bool
+) -> tuple[PixelLayout, bytes, tuple[int, int] | None]:
+    """Crop, clear unused bits and black out, writing straight into the output ``bytes``.
+
+    One pass over the kept pixels, block by block; the input is only read.
+    """
+    view = source.view
+    origin = (0, 0)
+    if plan.crop is not None:
+        top, bottom, left, right = plan.crop
+        view = view[:, top:bottom, left:right]
+        origin = (top, left)
+    black = black_for(source.photometric_interpretation, source.bits_stored, source.signed,
+                   source.samples)
+    n = view.shape[0]
+    frame_bytes = int(np.prod(view.shape[1:])) * view.dtype.itemsize
+    step = max(1, _BLOCK_BYTES // max(frame_bytes, 1))
+    size = n * frame_bytes
+    out = NewBytes(size + size % 2)
+    target = out.view[:size].view(view.dtype).reshape(view.shape)
+    low: int | None = None
+    high: int | None = None
+    for a in range(0, n, step):
+        _copy_stored_bits(source, view[a : a + step], target[a : a + step])
+        plan.black_out(target[a : a + step], a, black, origin)
+        if want_extremes and target.ndim == 3 and target.size:
+            b_low, b_high = int(target[a : a + step].min()), int(target[a : a + step].max())
+            low = b_low if low is None else min(low, b_low)
+            high = b_high if high is None else max(high, b_high)
+    out.view[size:] = 0  # the pad byte of odd-length data
+    del target
+    layout = PixelLayout(
+        shape=tuple(view.shape),
+        dtype=view.dtype,
+        photometric_interpretation=source.photometric_interpretation,
+        bits_stored=source.bits_stored,
+        pixel_representation=int(source.signed),
+    )
+    extremes = (low, high) if low is not None and high is not None else None
+    return layout, out.done(), extremes
+
+
+def native_pixels(ds: Dataset, crop: CropBox | None = None) -> DecodedPixels | None:
+    """The (cropped) frames of uncompressed little-endian greyscale/RGB data, in one pass.
+
+    Reads the input bytes through a read-only view and copies only the kept area into a new
+    array, clearing the bits above BitsStored (sign-extending signed data) in the same pass,
+    as pydicom's decoder would. Returns None when the data need the general decoder
+    (big endian, compressed, YBR, palette, planar RGB, 1-bit, short pixel data).
+    """
+    source = _native_source(ds)
+    if source is None:
+        return None
+    view = source.view
+    if crop is not None:
+        view = view[:, crop.y : crop.y + crop.height, crop.x : crop.x + crop.width]
+    out = np.empty(view.shape, dtype=view.dtype)
+    _copy_stored_bits(source, view, out)
     return DecodedPixels(
         frames=out,
-        photometric_interpretation=pi,
-        bits_stored=bits_stored,
-        pixel_representation=int(signed),
+        photometric_interpretation=source.photometric_interpretation,
+        bits_stored=source.bits_stored,
+        pixel_representation=int(source.signed),
     )
 
 
@@ -222,13 +295,9 @@ def check_edits_fit(edits: ImageEdits, rows: int, columns: int, frames: int) -> 
 
 def black_value(pixels: DecodedPixels) -> int:
     """The stored value that displays as black for these pixels."""
-    bits = pixels.bits_stored
-    signed = pixels.pixel_representation == 1
-    if pixels.photometric_interpretation == "MONOCHROME1":
-        return (1 << (bits - 1)) - 1 if signed else (1 << bits) - 1
-    if signed and pixels.samples_per_pixel == 1:
-        return -(1 << (bits - 1))
-    return 0
+    return black_for(pixels.photometric_interpretation, pixels.bits_stored,
+                  pixels.pixel_representation == 1, pixels.samples_per_pixel)
+
 
 
 # --- geometry after a crop -------------------------------------------------------------------
@@ -424,9 +493,15 @@ def pixel_extremes(pixels: DecodedPixels) -> tuple[int, int, str] | None:
     """``(smallest, largest, VR)`` of greyscale pixels when they fit US/SS, else None."""
     if pixels.samples_per_pixel != 1 or pixels.frames.size == 0:
         return None
-    low, high = int(pixels.frames.min()), int(pixels.frames.max())
-    vr = "SS" if pixels.pixel_representation == 1 else "US"
-    limits = (-(1 << 15), (1 << 15) - 1) if vr == "SS" else (0, (1 << 16) - 1)
+    return _extremes_entry(
+        int(pixels.frames.min()), int(pixels.frames.max()),
+        signed=pixels.pixel_representation == 1,
+    )
+
+
+def _extremes_entry(low: int, high: int, *, signed: bool) -> tuple[int, int, str] | None:
+    vr = "SS" if signed else "US"
+    limits = (-(1 << 15), (1 << 15) - 1) if signed else (0, (1 << 16) - 1)
     if limits[0] <= low and high <= limits[1]:
         return low, high, vr
     return None
