@@ -14,7 +14,7 @@ Runs against a real Prefect server (Prefect's test harness, SQLite) in this proc
 
 Fair comparison:
 
-* Warm-up, untimed: one small case with every modality of the timed cases (CT, ultrasound cine,
+* Warm-up, untimed: a small case with the images of the timed ones (2 CT slices, the cine, the
   screen capture) goes once through the core and once through the flow, so imports, codec and
   rule caches and Prefect's client are equally warm for both sides.
 * The core runs right before AND right after each flow run (each time on a study of its own);
@@ -22,11 +22,13 @@ Fair comparison:
   run affects both sides alike. Both core times are printed.
 * Review wait is the reviewer's time only: from the moment the run is PAUSED to the moment the
   automatic reviewer submits. It submits as soon as a person could: the run is paused, the
-  review previews exist and the form (schema and description) is stored. Submitting (the resume API call)
-  and the run noticing it (pause polling) count as Prefect's.
+  review previews exist and the form (schema and description) is stored; until the previews
+  exist it watches the file, not the Prefect API. Submitting (the resume API call) and the run
+  noticing it (pause polling) count as Prefect's.
 * The Prefect columns split the rest from the server's timestamps: ``start`` = webhook to the
   flow run RUNNING, ``resume`` = submission to the start of the first task after the review,
-  ``end`` = the flow run's end time to the call returning (its heartbeat thread is joined there).
+  ``end`` = the flow run's end time to the call returning. Prefect 3.9 joins the run's heartbeat
+  thread there, which sleeps in 1 s steps: ``end`` rounds a run up to a whole second (0-1 s).
 """
 
 from __future__ import annotations
@@ -56,8 +58,8 @@ def _write_study(folder: Path, seed: int, kind: str, ct_images: int) -> str:
     elif kind == "mixed":
         objects = (ct_series(who, study=3, series=1, slices=40, size=512) + us_cine(who, study=3, series=2, frames=30)
                    + screen_save(who, study=3, series=90))
-    elif kind == "warm-up":
-        objects = (ct_series(who, study=3, series=1, slices=2, size=64) + us_cine(who, study=3, series=2, frames=2)
+    elif kind == "warm-up":  # the images of the mixed case, with 2 CT slices
+        objects = (ct_series(who, study=3, series=1, slices=2, size=512) + us_cine(who, study=3, series=2, frames=30)
                    + screen_save(who, study=3, series=90))
     else:
         objects = ct_series(who, study=3, series=1, slices=2, size=64)
