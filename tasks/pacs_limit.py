@@ -124,13 +124,19 @@ def _acquire(client: SyncPrefectClient, name: str, lease_seconds: float) -> UUID
         return UUID(body["lease_id"]) if body.get("limits") else None
 
 
-def _renew_until(stop: threading.Event, lease_id: UUID, lease_seconds: float) -> None:
-    while not stop.wait(lease_seconds / 2):
+def renew_until(stop: threading.Event, lease_id: UUID, lease_seconds: float, every: float) -> int:
+    """Renew the lease every ``every`` seconds until ``stop`` is set; returns how many renewals
+    the server accepted. A failed renewal is logged and tried again next round (the lease is
+    still valid for a while)."""
+    renewed = 0
+    while not stop.wait(every):
         try:
-            with get_client(sync_client=True) as client:
+            with _client() as client:
                 client.renew_concurrency_lease(lease_id, lease_seconds)
-        except Exception as exc:  # the lease is still valid for a while; the next round tries again
+            renewed += 1
+        except Exception as exc:
             logging.getLogger(__name__).warning("could not renew the concurrency lease (%s)", type(exc).__name__)
+    return renewed
 
 
 @contextmanager
@@ -150,7 +156,7 @@ def held_slot(name: str, *, lease_seconds: float = LEASE_SECONDS) -> Iterator[bo
             return
         stop = threading.Event()
         renewer = threading.Thread(target=contextvars.copy_context().run,  # the same Prefect API
-                                   args=(_renew_until, stop, lease_id, lease_seconds),
+                                   args=(renew_until, stop, lease_id, lease_seconds, lease_seconds / 2),
                                    name=f"lease-{name}", daemon=True)
         renewer.start()
         try:

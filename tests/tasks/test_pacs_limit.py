@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 
-from tasks.pacs_limit import BusyRetryTransport, held_slot
+from tasks.pacs_limit import BusyRetryTransport, held_slot, renew_until
 
 
 class _Busy(BaseHTTPRequestHandler):
@@ -131,3 +131,23 @@ def test_a_full_limit_makes_the_next_holder_wait(prefect_server):
 def test_a_missing_limit_lets_the_work_go_ahead(prefect_server):
     with held_slot("no-such-limit") as held:
         assert held is False
+
+
+@pytest.mark.integration
+def test_a_held_lease_is_renewed_and_a_lost_one_is_reported(prefect_server, caplog):
+    from uuid import uuid4
+
+    from tasks.pacs_limit import _acquire, _client
+
+    _limit("slot-c", 1)
+    with _client() as client:
+        lease_id = _acquire(client, "slot-c", 60)
+        assert lease_id is not None
+        stop = threading.Event()
+        threading.Timer(0.55, stop.set).start()
+        assert renew_until(stop, lease_id, 60, every=0.1) >= 3
+        client.release_concurrency_slots_with_lease(lease_id)
+    stop = threading.Event()
+    threading.Timer(0.25, stop.set).start()
+    assert renew_until(stop, uuid4(), 60, every=0.1) == 0  # the server answers 410 Gone
+    assert "could not renew the concurrency lease" in caplog.text
