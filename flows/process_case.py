@@ -11,12 +11,13 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact
 
 from flows.review import wait_for_review
 from tasks.finish import finish, set_case_status
 from tasks.intake import first_pass, retrieve
-from tasks.publish import choose_publish_mode, publish, ready
-from tasks.review import prepare, review_artifact, review_form
+from tasks.publish import publish_or_mark_ready
+from tasks.review import prepare
 from tftt.settings import PublishMode, Settings
 from tftt.store.case_ids import check_case_id
 from tftt.store.db import CaseStatus
@@ -51,9 +52,9 @@ def process_case(case_id: str) -> str:
         set_case_status(case_id, CaseStatus.QUARANTINED, reason="no file passed the first pass")
         return CaseStatus.QUARANTINED.value
 
-    summary = prepare(case_id)
-    review_artifact(case_id, summary)
-    decision = wait_for_review(case_id, review_form(case_id), settings.review)
+    prepared = prepare(case_id)
+    create_markdown_artifact(key=f"review-{case_id}", markdown=prepared.artifact, description="Case review summary")
+    decision = wait_for_review(case_id, prepared.form, settings.review)
     if decision is None:
         set_case_status(case_id, CaseStatus.EXPIRED, reason="review timed out")
         return CaseStatus.EXPIRED.value
@@ -67,8 +68,6 @@ def process_case(case_id: str) -> str:
     if finished.written == 0:
         set_case_status(case_id, CaseStatus.QUARANTINED, reason="no image passed verification")
         return CaseStatus.QUARANTINED.value
-    if choose_publish_mode(case_id, decision.publish_now) is PublishMode.IMMEDIATE:
-        publish(case_id)
+    if publish_or_mark_ready(case_id, decision.publish_now) is PublishMode.IMMEDIATE:
         return CaseStatus.PUBLISHED.value
-    ready(case_id)
     return CaseStatus.READY.value

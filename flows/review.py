@@ -30,6 +30,10 @@ from tftt.review_decision import ReviewDecision
 from tftt.settings import ReviewSettings
 
 MAX_ATTEMPTS = 5
+#: How often a paused run (``pause`` mode: tests, the demo) asks the server whether it was
+#: resumed. Prefect's default is 10 s; every check is one small read, and the run goes on at
+#: most this long after the reviewer submits.
+PAUSE_POLL_SECONDS = 0.2
 
 
 def _problems_of(exc: ValidationError) -> list[str]:
@@ -79,7 +83,8 @@ def wait_for_review(case_id: str, form: ReviewForm, review: ReviewSettings) -> R
             if review.mode == "suspend":
                 decision = suspend_flow_run(wait_for_input=form_input, key=key, timeout=timeout)
             else:
-                decision = pause_flow_run(wait_for_input=form_input, key=key, timeout=timeout, poll_interval=1)
+                decision = pause_flow_run(wait_for_input=form_input, key=key, timeout=timeout,
+                                          poll_interval=PAUSE_POLL_SECONDS)  # type: ignore[call-overload]  # a float sleeps fine
             decision = ReviewDecision.model_validate(decision.model_dump())
         except FlowPauseTimeout:
             _leave_paused_state()

@@ -118,6 +118,21 @@ def _wait_case(settings: Settings, statuses: set[CaseStatus], seconds: float, lo
     raise AssertionError(f"no case reached {statuses}:\n" + log.read_text()[-4000:])
 
 
+def _assert_replay_used_the_cache(flow_run_id: UUID) -> None:
+    """After the resume the run starts again from the top: every step before the review ran
+    once, and its second call came from the cache (state "Cached"), the PACS was not read again."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+    for step in ("retrieve", "first-pass", "prepare-review"):
+        states = sorted(run.state.name for run in runs if run.name.rsplit("-", 1)[0] == step and run.state)
+        assert states == ["Cached", "Completed"], (step, states)
+    assert sorted(run.name.rsplit("-", 1)[0] for run in runs if run.state and run.state.name == "Completed") == [
+        "finish", "first-pass", "prepare-review", "publish-or-mark-ready", "retrieve"]
+
+
 def test_orthanc_to_published_through_a_suspended_review(world, prefect_server):
     from prefect.flow_runs import resume_flow_run
 
@@ -137,6 +152,7 @@ def test_orthanc_to_published_through_a_suspended_review(world, prefect_server):
     case = _wait_case(settings, {CaseStatus.PUBLISHED, CaseStatus.QUARANTINED, CaseStatus.FAILED}, 240,
                       world["log"])
     assert case.status == CaseStatus.PUBLISHED
+    _assert_replay_used_the_cache(UUID(case.flow_run_id))
 
     canaries = sorted({c.encode().lower() for c in canary_strings(who).second_pass() if len(c) >= 4})
     study_uid = str(objects[0].dataset.StudyInstanceUID).encode()

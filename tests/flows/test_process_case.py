@@ -172,6 +172,16 @@ def test_valid_decision_publishes_a_clean_case(case_env, study, caplog):
     assert (region == 0).all(), "the reviewer's rectangle is black in every frame"
     assert "canary" not in caplog.text.lower()
 
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    with get_client(sync_client=True) as client:
+        key = ArtifactFilterKey(any_=[f"review-{case_id}"])
+        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(key=key))
+    assert len(artifacts) == 1 and artifacts[0].flow_run_id is not None, "the review artifact, on the case's run"
+    assert f"## Case `{case_id}` awaits review" in str(artifacts[0].data)
+    assert "| 2 | US | 1 | 2 | 1 |" in str(artifacts[0].data)  # series 2: one cine of 2 frames, flagged
+
 
 def test_invalid_then_valid_decision_asks_again(case_env):
     settings, case_id = case_env

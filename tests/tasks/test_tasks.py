@@ -6,13 +6,17 @@ from types import SimpleNamespace
 
 import pytest
 
+from tasks.finish import finish
 from tasks.intake import first_pass, retrieve
-from tasks.publish import choose_publish_mode
+from tasks.publish import publish_or_mark_ready
 from tasks.retry_policy import retry_transient
-from tasks.review import prepare, review_form
+from tasks.review import prepare
 from tftt.case.intake import retrieve_case
+from tftt.case.publication import publish_mode
 from tftt.case.runtime import runtime
+from tftt.demo import example_decision
 from tftt.errors import TargetRejectedError, TargetUnavailableError
+from tftt.review_decision import ReviewDecision
 from tftt.settings import PublishMode, Settings
 from tftt.store.cases import create_or_get_case_for_study, get_case
 from tftt.store.db import CaseStatus, transact
@@ -62,17 +66,35 @@ def test_intake_and_review_tasks(case_id):
     assert retrieve_case(runtime(), case_id).done == 1
     assert retrieve_case(runtime(), case_id).done == 1  # idempotent: the workspace already has it
     assert first_pass.fn(case_id).done == 1
-    summary = prepare.fn(case_id)
-    assert (summary.images, summary.flagged) == (1, 1)
-    form = review_form.fn(case_id)
-    (uid, geometry), = form.geometry.items()
+    prepared = prepare.fn(case_id)
+    assert (prepared.summary.images, prepared.summary.flagged) == (1, 1)
+    (uid, geometry), = prepared.form.geometry.items()
     assert uid.startswith("2.25.") and geometry.frames == 2
-    assert form.proposed_spec.instances and form.proposed_spec.instances[0].sop_instance_uid == uid
+    assert prepared.form.proposed_spec.instances and prepared.form.proposed_spec.instances[0].sop_instance_uid == uid
+    assert f"## Case `{case_id}` awaits review" in prepared.artifact
+    assert "| 1 | US | 1 | 2 | 1 |" in prepared.artifact  # series, modality, images, frames, flagged
     rt = runtime()
     assert transact(rt.engine, lambda s: get_case(s, case_id)).status == CaseStatus.AWAITING_REVIEW
 
 
 def test_publish_mode_per_case_then_site(case_id):
-    assert choose_publish_mode.fn(case_id, True) is PublishMode.IMMEDIATE
-    assert choose_publish_mode.fn(case_id, False) is PublishMode.NIGHTLY
-    assert choose_publish_mode.fn(case_id, None) is PublishMode.IMMEDIATE  # the site default
+    assert publish_mode(runtime(), case_id, True) is PublishMode.IMMEDIATE
+    assert publish_mode(runtime(), case_id, False) is PublishMode.NIGHTLY
+    assert publish_mode(runtime(), case_id, None) is PublishMode.IMMEDIATE  # the site default
+
+
+@pytest.mark.parametrize(("publish_now", "mode", "status"), [
+    (False, PublishMode.NIGHTLY, CaseStatus.READY),
+    (True, PublishMode.IMMEDIATE, CaseStatus.PUBLISHED),
+])
+def test_a_finished_case_is_published_or_marked_ready(case_id, tmp_path, monkeypatch, publish_now, mode, status):
+    monkeypatch.setenv("TFTT_PUBLISH__FOLDER", str(tmp_path / "published"))
+    rt = runtime(Settings())
+    retrieve_case(rt, case_id)
+    first_pass.fn(case_id)
+    prepare.fn(case_id)
+    decision = ReviewDecision.model_validate(example_decision(rt.settings, case_id))
+    assert finish.fn(case_id, decision).written == 1
+    assert publish_or_mark_ready.fn(case_id, publish_now) is mode
+    assert transact(rt.engine, lambda s: get_case(s, case_id)).status == status
+    assert (tmp_path / "published" / case_id).exists() is (mode is PublishMode.IMMEDIATE)
