@@ -202,3 +202,29 @@ def test_word_selection_needs_confidence_and_two_characters() -> None:
     assert [word.text for word in chosen] == ["MRN", "S^MITH"]
     flat = np.zeros((40, 200), dtype=np.uint8)  # no strokes: Tesseract imagined these words
     assert ocr.select_text_words(words, flat, min_confidence=60) == []
+
+
+@needs_tesseract
+def test_text_over_dense_full_frame_speckle_is_found_from_the_brightest_levels() -> None:
+    rng = np.random.default_rng(4)
+    speckle = rng.gamma(2.0, 30.0, (256, 320)).clip(0, 255).astype(np.uint8)
+    frame, boxes = _draw(speckle, [((8, 10), "DOE^JANE"), ((150, 10), "ID 48213377")])
+    regions = ocr.detect_text_regions(frame)
+    for box in boxes:
+        assert _covered(box, regions), box
+    assert sum(r.width * r.height for r in regions) < 0.25 * frame.size
+    assert ocr.residual_text(_black_out(frame, regions), regions) == []
+
+
+def test_brightest_levels_are_strokes_or_nothing() -> None:
+    image = np.full((40, 40), 30, dtype=np.uint8)
+    image[10:12, 5:30] = 250
+    image[0, 0] = 240  # within the top levels too
+    bright = ocr.brightest_levels(image)
+    assert bright is not None and bright.dtype == np.uint8
+    assert set(np.unique(bright).tolist()) == {0, 255}
+    assert bright[10:12, 5:30].all() and bright[0, 0] == 255 and bright[20, 20] == 0
+    assert ocr.brightest_levels(np.full((8, 8), 200, dtype=np.uint8)) is None  # uniform
+    wide = image.copy()
+    wide[20:40] = 250  # half the image at the top: anatomy or background, not strokes
+    assert ocr.brightest_levels(wide) is None
