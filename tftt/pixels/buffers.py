@@ -64,7 +64,9 @@ class NewBytes:
         self._data: bytes | None = None
         self._array: np.ndarray | None = None
         if size < _LARGE or _HELPERS is None:
-            self._array = np.empty(size, dtype=np.uint8)
+            # Zeroed (calloc: free for fresh mappings), so a writer bug can never publish old
+            # heap contents, e.g. another patient's pixels.
+            self._array = np.zeros(size, dtype=np.uint8)
             self.view: np.ndarray = self._array
             return
         new, address_of, madvise = _HELPERS
