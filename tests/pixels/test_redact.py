@@ -453,3 +453,25 @@ def test_the_one_pass_native_path_equals_the_general_decoder_path(kind):
     expected[1, 20:30, 30:40] = black
     expected[:, 36:40, 44:48] = black
     np.testing.assert_array_equal(fast, expected[:, 3:33, 4:42])
+
+
+def test_crop_shifts_frame_display_shutters_in_the_functional_groups():
+    arr = RNG.integers(0, 4096, (2, 40, 48), dtype=np.uint16)
+    source = make_dataset(arr, bits_stored=12, sop_class=ENHANCED_CT)
+    groups = []
+    for left in (3, 15):
+        group, shutter = Dataset(), Dataset()
+        shutter.ShutterShape = "RECTANGULAR"
+        shutter.ShutterLeftVerticalEdge, shutter.ShutterRightVerticalEdge = left, 45
+        shutter.ShutterUpperHorizontalEdge, shutter.ShutterLowerHorizontalEdge = 2, 38
+        group.FrameDisplayShutterSequence = Sequence([shutter])
+        groups.append(group)
+    source.PerFrameFunctionalGroupsSequence = Sequence(groups)
+    out = _edit_unchanged_input(source, ImageEdits(crop=CropBox(x=10, y=8, width=30, height=25)))
+    edges = [
+        (s.ShutterLeftVerticalEdge, s.ShutterRightVerticalEdge, s.ShutterUpperHorizontalEdge,
+         s.ShutterLowerHorizontalEdge)
+        for s in (g.FrameDisplayShutterSequence[0] for g in out.PerFrameFunctionalGroupsSequence)
+    ]
+    assert edges == [(1, 30, 1, 25), (5, 30, 1, 25)]
+    assert source.PerFrameFunctionalGroupsSequence[0].FrameDisplayShutterSequence[0].ShutterLeftVerticalEdge == 3

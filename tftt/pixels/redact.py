@@ -307,13 +307,24 @@ def update_geometry_after_crop(ds: Dataset, crop: CropBox) -> None:
     """Fix, in place on a dataset this module created, the attributes a crop moves.
 
     ImagePositionPatient (top level, shared and per-frame functional groups), ultrasound regions,
-    display shutters and collimators. PixelSpacing and orientation do not change.
+    display shutters (top level and Frame Display Shutter in the functional groups) and
+    collimators. PixelSpacing and orientation do not change.
     """
     _shift_top_level_position(ds, crop)
     _shift_functional_groups(ds, crop)
     _crop_ultrasound_regions(ds, crop)
     for prefix in ("Shutter", "Collimator"):
         _shift_shutter(ds, crop, prefix)
+    for group in _functional_groups(ds):  # enhanced objects: Frame Display Shutter per frame
+        for shutter in group.get("FrameDisplayShutterSequence") or ():
+            _shift_shutter(shutter, crop, "Shutter")
+
+
+def _functional_groups(ds: Dataset) -> list[Dataset]:
+    shared = _first_item(ds, "SharedFunctionalGroupsSequence")
+    groups = [shared] if shared is not None else []
+    groups.extend(ds.get("PerFrameFunctionalGroupsSequence") or ())
+    return groups
 
 
 def shifted_position(
