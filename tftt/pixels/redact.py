@@ -369,12 +369,7 @@ def _first_item(ds: Dataset | None, keyword: str) -> Dataset | None:
 
 def _shift_functional_groups(ds: Dataset, crop: CropBox) -> None:
     shared = _first_item(ds, "SharedFunctionalGroupsSequence")
-    groups: list[Dataset] = []
-    if shared is not None:
-        groups.append(shared)
-    if "PerFrameFunctionalGroupsSequence" in ds:
-        groups.extend(ds.PerFrameFunctionalGroupsSequence)
-    for group in groups:
+    for group in _functional_groups(ds):
         position = _first_item(group, "PlanePositionSequence")
         if position is None or "ImagePositionPatient" not in position:
             continue
