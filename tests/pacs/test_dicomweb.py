@@ -29,6 +29,7 @@ from pydicom.uid import generate_uid
 
 from tests.orthanc import OrthancServer
 from tests.pacs.endpoints import dicomweb_settings
+from tests.pacs.rss_probe import STATUS_KIB
 from tests.pacs.synthetic import PATIENT_ID, SyntheticStudy, build_study, write_large_instance
 from tftt.errors import (
     ConfigurationError,
@@ -363,11 +364,7 @@ from pydantic import SecretStr
 from tftt.pacs.dicomweb import DicomwebClient
 from tftt.settings import DicomwebSettings
 
-def status_kib(field):
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise RuntimeError(field)
+""" + STATUS_KIB + """
 
 args = json.loads(sys.argv[1])
 settings = DicomwebSettings(url=args["url"], username=args["username"],

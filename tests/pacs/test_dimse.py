@@ -37,6 +37,7 @@ from pydicom.uid import (
 
 from tests.orthanc import OrthancServer
 from tests.pacs.endpoints import dimse_settings
+from tests.pacs.rss_probe import STATUS_KIB
 from tests.pacs.synthetic import (
     PATIENT_ID,
     InstanceSpec,
@@ -308,11 +309,7 @@ from pathlib import Path
 from tftt.pacs.dimse import DimseClient
 from tftt.settings import DimseSettings
 
-def status_kib(field):
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise RuntimeError(field)
+""" + STATUS_KIB + """
 
 args = json.loads(sys.argv[1])
 client = DimseClient(DimseSettings(host=args["host"], port=args["port"], called_aet=args["aet"],
