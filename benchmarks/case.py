@@ -27,13 +27,15 @@ Fair comparison:
   noticing it (pause polling) count as Prefect's.
 * The Prefect columns split the rest from the server's timestamps: ``start`` = webhook to the
   flow run RUNNING, ``resume`` = submission to the start of the first task after the review,
-  ``end`` = the flow run's end time to the call returning. Prefect 3.9 joins the run's heartbeat
-  thread there, which sleeps in 1 s steps: ``end`` rounds a run up to a whole second (0-1 s).
+  ``end`` = the flow run's end time to the call returning. (``process-case`` is an async flow:
+  Prefect 3.9's sync engine joins the run's heartbeat thread there, which sleeps in 1 s steps and
+  rounded every run up to a whole second; the async engine does not wait for it.)
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import sys
@@ -215,7 +217,7 @@ def main() -> None:
         waited: dict[str, float] = {}
         reviewer = threading.Thread(target=_auto_review, args=(settings, case_id, waited, publish_now), daemon=True)
         reviewer.start()
-        state = process_case(case_id, return_state=True)
+        state = asyncio.run(process_case(case_id, return_state=True))
         returned = time.time()
         reviewer.join(5)
         return case_id, state, waited, (t0, returned)

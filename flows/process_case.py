@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import flow, get_run_logger
-from prefect.artifacts import create_markdown_artifact
+from prefect.artifacts import acreate_markdown_artifact
 
 from flows.review import wait_for_review
 from tasks.finish import finish, set_case_status
@@ -38,8 +38,14 @@ def _mark_failed(flow: Any, flow_run: Any, state: Any) -> None:
 
 
 @flow(name="process-case", flow_run_name="case-{case_id}", persist_result=True, on_failure=[_mark_failed])
-def process_case(case_id: str) -> str:
-    """Run one case through every step; returns the case's final status."""
+async def process_case(case_id: str) -> str:
+    """Run one case through every step; returns the case's final status.
+
+    An ``async`` flow around synchronous tasks (each runs in the flow's thread, one after the
+    other, as in a sync flow): Prefect 3.9's sync engine joins the run's heartbeat thread at the
+    end of every run, and that thread sleeps in 1 s steps, which added 0-1 s to every case
+    (measured in ``benchmarks/case.py``). The async engine stops it without waiting.
+    """
     check_case_id(case_id)
     settings = Settings()
     logger = get_run_logger()
@@ -53,8 +59,10 @@ def process_case(case_id: str) -> str:
         return CaseStatus.QUARANTINED.value
 
     prepared = prepare(case_id)
-    create_markdown_artifact(key=f"review-{case_id}", markdown=prepared.artifact, description="Case review summary")
-    decision = wait_for_review(case_id, prepared.form, settings.review)
+    await acreate_markdown_artifact(
+        key=f"review-{case_id}", markdown=prepared.artifact, description="Case review summary"
+    )
+    decision = await wait_for_review(case_id, prepared.form, settings.review)
     if decision is None:
         set_case_status(case_id, CaseStatus.EXPIRED, reason="review timed out")
         return CaseStatus.EXPIRED.value

@@ -19,7 +19,7 @@ from prefect import get_run_logger
 from prefect.client.orchestration import get_client
 from prefect.context import get_run_context
 from prefect.exceptions import FlowPauseTimeout
-from prefect.flow_runs import pause_flow_run, suspend_flow_run
+from prefect.flow_runs import apause_flow_run, asuspend_flow_run
 from prefect.states import Running
 from pydantic import ValidationError
 
@@ -54,17 +54,17 @@ def _description(case_id: str, attempt: int, problems: list[str]) -> str:
     return "\n".join(lines)
 
 
-def _leave_paused_state() -> None:
+async def _leave_paused_state() -> None:
     """After a pause timeout the server still has the run PAUSED; set it running again."""
     context = get_run_context()
     flow_run = getattr(context, "flow_run", None)
     if flow_run is None:
         return
-    with get_client(sync_client=True) as client:
-        client.set_flow_run_state(flow_run.id, Running(message="review timed out"), force=True)
+    async with get_client() as client:
+        await client.set_flow_run_state(flow_run.id, Running(message="review timed out"), force=True)
 
 
-def wait_for_review(case_id: str, form: ReviewForm, review: ReviewSettings) -> ReviewDecision | None:
+async def wait_for_review(case_id: str, form: ReviewForm, review: ReviewSettings) -> ReviewDecision | None:
     """The reviewer's valid decision, or ``None`` when the review timed out.
 
     Raises:
@@ -81,13 +81,13 @@ def wait_for_review(case_id: str, form: ReviewForm, review: ReviewSettings) -> R
         key = f"review-{attempt}"
         try:
             if review.mode == "suspend":
-                decision = suspend_flow_run(wait_for_input=form_input, key=key, timeout=timeout)
+                decision = await asuspend_flow_run(wait_for_input=form_input, key=key, timeout=timeout)
             else:
-                decision = pause_flow_run(wait_for_input=form_input, key=key, timeout=timeout,
+                decision = await apause_flow_run(wait_for_input=form_input, key=key, timeout=timeout,
                                           poll_interval=PAUSE_POLL_SECONDS)  # type: ignore[call-overload]  # a float sleeps fine
             decision = ReviewDecision.model_validate(decision.model_dump())
         except FlowPauseTimeout:
-            _leave_paused_state()
+            await _leave_paused_state()
             logger.warning("case %s: the review timed out", case_id)
             return None
         except ValidationError as exc:

@@ -4,6 +4,7 @@ another thread: a valid decision, an invalid then a valid one, a timeout, the qu
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Iterator
@@ -130,7 +131,7 @@ def _run(case_id: str, payload_builder, settings: Settings) -> tuple[str, list[s
     thread = threading.Thread(target=resumer, daemon=True)
     thread.start()
     try:
-        result = process_case(case_id)
+        result = asyncio.run(process_case(case_id))
     finally:
         stop.set()
         thread.join(timeout=10)
@@ -225,7 +226,7 @@ def test_case_without_any_valid_file_is_quarantined(tmp_path, monkeypatch, prefe
     rt = runtime(settings)
     study_uid = str(obj.dataset.StudyInstanceUID)
     case, _ = transact(rt.engine, lambda s: create_or_get_case_for_study(s, study_uid, None, "test", None))
-    assert process_case(case.id) == "quarantined"
+    assert asyncio.run(process_case(case.id)) == "quarantined"
     assert transact(rt.engine, lambda s: get_case(s, case.id)).status == CaseStatus.QUARANTINED
     assert list((settings.cases_dir / case.id / "quarantine").glob("*.json"))
 
@@ -365,7 +366,7 @@ def test_review_page_decision_drives_the_real_case_flow(case_env, study, monkeyp
 
     thread = threading.Thread(target=reviewer, daemon=True)
     thread.start()
-    assert process_case(case_id) == "published"
+    assert asyncio.run(process_case(case_id)) == "published"
     thread.join(timeout=30)
     assert outcome["answer"][0] == 200, outcome["answer"]
     kinds = [(e.kind.value, e.actor) for e in transact(rt.engine, lambda s: list_audit(s, case_id))]
