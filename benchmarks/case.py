@@ -1,6 +1,6 @@
 """Benchmark the case pipeline on Prefect: webhook to published, and the nightly batch.
 
-    python benchmarks/case.py [--ct-images 300] [--nightly 50]
+    python benchmarks/case.py [--ct-images 300] [--nightly 50] [--keep]
 
 Runs against a real Prefect server (Prefect's test harness, SQLite) in this process:
 
@@ -38,6 +38,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import sys
 import tempfile
 import threading
@@ -176,9 +177,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--ct-images", type=int, default=300)
     parser.add_argument("--nightly", type=int, default=50)
+    parser.add_argument("--keep", action="store_true", help="keep the scratch folder (about 3 GB)")
     args = parser.parse_args()
 
     scratch = Path(tempfile.mkdtemp(prefix="tftt-case-bench-"))
+    try:
+        _run(args, scratch)
+    finally:
+        if args.keep:
+            print(f"scratch kept in {scratch}")
+        else:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _run(args: argparse.Namespace, scratch: Path) -> None:
     os.environ.update({
         "TFTT_DATA_DIR": str(scratch / "data"),
         "TFTT_SOURCE__FOLDER": str(scratch / "import"),
