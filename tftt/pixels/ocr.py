@@ -353,6 +353,10 @@ def _touch(a: _Rect, b: _Rect) -> bool:
     return a[0] <= b[2] and b[0] <= a[2] and a[1] <= b[3] and b[1] <= a[3]
 
 
+def _union(a: _Rect, b: _Rect) -> _Rect:
+    return min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])
+
+
 def merge_rects(rects: Sequence[_Rect]) -> list[_Rect]:
     """Union rectangles that overlap or touch, until none do; sorted top-to-bottom."""
     pending = list(rects)
@@ -364,22 +368,12 @@ def merge_rects(rects: Sequence[_Rect]) -> list[_Rect]:
             changed = False
             for other in list(pending):
                 if _touch(current, other):
-                    current = (
-                        min(current[0], other[0]),
-                        min(current[1], other[1]),
-                        max(current[2], other[2]),
-                        max(current[3], other[3]),
-                    )
+                    current = _union(current, other)
                     pending.remove(other)
                     changed = True
             for other in list(merged):
                 if _touch(current, other):
-                    current = (
-                        min(current[0], other[0]),
-                        min(current[1], other[1]),
-                        max(current[2], other[2]),
-                        max(current[3], other[3]),
-                    )
+                    current = _union(current, other)
                     merged.remove(other)
                     changed = True
         merged.append(current)
