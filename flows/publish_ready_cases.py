@@ -1,7 +1,9 @@
 """``publish-ready-cases``: the nightly batch (cron ``0 2 * * *`` by default).
 
 Publishes every READY case, each on its own (one failure does not stop the rest), expires
-reviews that waited longer than the review timeout, and ends with a summary artifact.
+reviews that waited longer than the review timeout, deletes the identified files of cases
+finished longer ago than ``workspace.keep_identified_days`` (see
+:mod:`tftt.case.workspace_purge`), and ends with a summary artifact.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 
-from tasks.publish import expire_stale, publish, ready_cases
+from tasks.publish import expire_stale, publish, purge_workspaces, ready_cases
 
 
 @flow(name="publish-ready-cases", persist_result=True)
@@ -25,7 +27,14 @@ def publish_ready_cases() -> dict[str, int]:
     rows += [{"case": case_id, "outcome": "expired (review timed out)"} for case_id in expired]
     published = sum(1 for row in rows if row["outcome"] == "published")
     failed = sum(1 for row in rows if row["outcome"].startswith("failed"))
-    create_table_artifact(key="nightly-publication", table=rows or [{"case": "-", "outcome": "nothing ready"}],
-                          description=f"{published} published, {failed} failed, {len(expired)} expired")
-    logger.info("nightly batch: %d published, %d failed, %d expired", published, failed, len(expired))
-    return {"published": published, "failed": failed, "expired": len(expired)}
+    purge = purge_workspaces()
+    rows += [{"case": case.case_id, "outcome": "identified files deleted"} for case in purge.purged]
+    rows += [{"case": case_id, "outcome": "identified files NOT deleted (tried again next run)"}
+             for case_id in purge.failed]
+    summary = (f"{published} published, {failed} failed, {len(expired)} expired, {len(purge.purged)} purged, "
+               f"{len(purge.failed)} could not be purged")
+    create_table_artifact(key="nightly-publication", table=rows or [{"case": "-", "outcome": "nothing to do"}],
+                          description=summary)
+    logger.info("nightly batch: %s", summary)
+    return {"published": published, "failed": failed, "expired": len(expired), "purged": len(purge.purged),
+            "purge_failed": len(purge.failed)}

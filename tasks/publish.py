@@ -17,6 +17,7 @@ from tftt.case.publication import (
     ready_case_ids,
 )
 from tftt.case.runtime import runtime
+from tftt.case.workspace_purge import PurgeReport, purge_finished_workspaces
 from tftt.settings import PublishMode
 
 
@@ -50,3 +51,9 @@ def ready_cases() -> list[str]:
 @task(name="expire-stale-reviews")
 def expire_stale() -> list[str]:
     return expire_stale_reviews(runtime(), datetime.now(UTC))
+
+
+@task(name="purge-identified-files")
+def purge_workspaces() -> PurgeReport:
+    """Delete the identified files of cases finished longer ago than the retention period."""
+    return purge_finished_workspaces(runtime(), datetime.now(UTC))

@@ -114,6 +114,15 @@ class ReviewSettings(_Section):
     mode: Literal["suspend", "pause"] = "suspend"
 
 
+class WorkspaceSettings(_Section):
+    keep_identified_days: float = Field(
+        7.0,
+        ge=0,
+        description="Days a finished case keeps its identified files (incoming/, first_pass/, "
+        "previews/); the nightly run deletes them after that. 0: at the next nightly run",
+    )
+
+
 class WebSettings(_Section):
     host: str = "127.0.0.1"
     port: int = 8765
@@ -162,6 +171,7 @@ class Settings(BaseSettings):
     publish: PublishSettings = PublishSettings()
     deid: DeidSettings = DeidSettings()
     review: ReviewSettings = ReviewSettings()
+    workspace: WorkspaceSettings = WorkspaceSettings()
     web: WebSettings = WebSettings()
 
     @property

@@ -398,3 +398,33 @@ def test_no_canary_in_prefect_database(prefect_server, study):
         for needle in canaries:
             assert needle.lower() not in data, (path.name, "canary in Prefect's database")
         assert study_uid.encode() not in data, "the source study UID is in Prefect's database"
+
+
+def test_nightly_batch_publishes_ready_cases_and_deletes_identified_files(case_env, monkeypatch):
+    """A case reviewed for the nightly batch is READY; ``publish-ready-cases`` publishes it and,
+    with a retention of 0 days, deletes its identified files (originals, first pass, previews)."""
+    from flows.publish_ready_cases import publish_ready_cases
+
+    settings, case_id = case_env
+
+    def payloads(index: ReviewIndex) -> list[dict]:
+        decision = _decision(index)
+        decision["publish_now"] = False
+        return [decision]
+
+    result, _seen = _run(case_id, payloads, settings)
+    assert result == "ready"
+    ws = settings.cases_dir / case_id
+    assert list((ws / "incoming").iterdir()) and list((ws / "second_pass").iterdir())
+
+    monkeypatch.setenv("TFTT_WORKSPACE__KEEP_IDENTIFIED_DAYS", "0")
+    counts = publish_ready_cases()
+    assert counts["published"] == 1 and counts["failed"] == 0 and counts["purged"] == 1
+
+    rt = runtime(Settings())
+    assert transact(rt.engine, lambda s: get_case(s, case_id)).status == CaseStatus.PUBLISHED
+    assert len(list((settings.publish.folder / case_id / "dicom").glob("*.dcm"))) == 2
+    for area in ("incoming", "first_pass", "previews"):
+        assert not (ws / area).exists(), area
+    assert list((ws / "second_pass").iterdir()), "the verified second pass stays: it can be published again"
+    assert publish_ready_cases()["purged"] == 0  # nothing more to do the next night

@@ -8,7 +8,7 @@ import pytest
 
 from tftt.errors import UnsupportedInputError
 from tftt.settings import Settings
-from tftt.store.workspace import Area, CaseWorkspace
+from tftt.store.workspace import IDENTIFIED_AREAS, Area, CaseWorkspace
 
 CASE = "c-00112233445566ff"
 
@@ -89,3 +89,17 @@ def test_remove_deletes_the_case_folder_only(tmp_path: Path) -> None:
     ws.remove()
     ws.remove()
     assert not ws.path.exists() and other.path.exists()
+
+
+def test_purge_deletes_only_the_named_areas_and_says_which_existed(tmp_path: Path) -> None:
+    ws = CaseWorkspace(tmp_path, CASE).ensure()
+    ws.write_bytes(Area.INCOMING, "a.dcm", b"x")
+    ws.write_bytes(Area.FIRST_PASS, "b.dcm", b"x")
+    ws.write_bytes(Area.QUARANTINE, "c.bin", b"x")
+    ws.write_bytes(Area.SECOND_PASS, "d.dcm", b"x")
+    # previews/ is there but empty: deleted, not reported
+    assert ws.purge(IDENTIFIED_AREAS) == (Area.INCOMING, Area.FIRST_PASS)
+    assert not ws.area(Area.PREVIEWS).exists()
+    assert not ws.incoming.exists() and not ws.area(Area.FIRST_PASS).exists()
+    assert ws.file(Area.QUARANTINE, "c.bin").exists() and ws.file(Area.SECOND_PASS, "d.dcm").exists()
+    assert ws.purge(IDENTIFIED_AREAS) == ()  # idempotent

@@ -147,6 +147,7 @@ class AuditKind(StrEnum):
     PUBLICATION_FAILED = "publication_failed"
     TAKEN_DOWN = "taken_down"
     EXPIRED = "expired"
+    WORKSPACE_PURGED = "workspace_purged"
 
 
 # --------------------------------------------------------------------------------------------

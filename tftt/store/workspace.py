@@ -30,6 +30,11 @@ class Area(StrEnum):
     PUBLISHED = "published"  # derived files made for the targets (JPEGs, manifests)
 
 
+#: The areas that hold identified or possibly identified data: the originals, the first pass
+#: (original UIDs, institution and station kept) and the previews (burned-in text).
+IDENTIFIED_AREAS: tuple[Area, ...] = (Area.INCOMING, Area.FIRST_PASS, Area.PREVIEWS)
+
+
 class CaseWorkspace:
     """Paths of one case's workspace. Creating the object touches nothing on disk."""
 
@@ -139,3 +144,20 @@ class CaseWorkspace:
         """Delete the whole case folder (after publication or expiry); idempotent."""
         if self.path.exists():
             shutil.rmtree(self.path)
+
+    def purge(self, areas: tuple[Area, ...]) -> tuple[Area, ...]:
+        """Delete ``areas`` of the case folder; returns those that held anything (an empty area
+        folder, as :meth:`ensure` makes, is deleted without being reported). Idempotent.
+
+        Raises:
+            OSError: an area could not be deleted (e.g. it is a symbolic link: never followed).
+        """
+        held: list[Area] = []
+        for area in areas:
+            folder = self.area(area)
+            if not folder.exists() and not folder.is_symlink():
+                continue
+            if folder.is_symlink() or any(folder.iterdir()):
+                held.append(area)
+            shutil.rmtree(folder)
+        return tuple(held)
