@@ -116,3 +116,45 @@ def test_a_folder_that_cannot_be_deleted_is_reported_and_the_others_go_on(rt, tm
     assert [p.case_id for p in report.purged] == [other]
     assert (elsewhere / "keep").exists()
     assert _left(rt, stuck) == set(Area) - {Area.INCOMING}  # nothing else of it was deleted either
+
+
+def test_a_purged_case_can_be_reviewed_again_from_the_pacs(tmp_path):
+    """After the purge, a new review round retrieves the study again (the markers went with
+    their areas) and gives the same published UIDs (keyed hash)."""
+    from tftt.case.finishing import finish_case
+    from tftt.case.intake import first_pass_case, retrieve_case
+    from tftt.case.publication import publish_case
+    from tftt.case.review_prep import load_index, prepare_review
+    from tftt.review_decision import ReviewDecision
+    from tftt.synth.canaries import make_identity
+    from tftt.synth.studies import ct_series
+    from tftt.synth.transfer import encode
+
+    source = tmp_path / "source"
+    source.mkdir()
+    objects = ct_series(make_identity(31), study=1, series=1, slices=2, size=64)
+    for number, obj in enumerate(objects):
+        (source / f"f{number}").write_bytes(encode(obj.dataset))
+    settings = Settings(data_dir=tmp_path / "data", secret_key="purge-test-secret-0123456789abcdef",  # type: ignore[arg-type]
+                        source={"kind": "folder", "folder": source}, publish={"folder": tmp_path / "published"},
+                        workspace=WorkspaceSettings(keep_identified_days=0))
+    rt = runtime(settings)
+    study_uid = str(objects[0].dataset.StudyInstanceUID)
+    case, _ = transact(rt.engine, lambda s: create_or_get_case_for_study(s, study_uid, None, "test", None))
+
+    def review_and_publish() -> set[str]:
+        retrieve_case(rt, case.id)
+        first_pass_case(rt, case.id)
+        prepare_review(rt, case.id)
+        index = load_index(rt.workspace(case.id))
+        finish_case(rt, case.id, ReviewDecision(approved=True, reviewer="Dr. R", spec=index.proposed_spec,
+                                                teaching_metadata={"title": "CT"}))
+        publish_case(rt, case.id)
+        return {p.name for p in (tmp_path / "published" / case.id / "dicom").glob("*.dcm")}
+
+    first = review_and_publish()
+    later = datetime.now(UTC) + timedelta(seconds=1)
+    assert [p.case_id for p in purge_finished_workspaces(rt, later).purged] == [case.id]
+    assert not rt.workspace(case.id).file(Area.INCOMING, "f0").exists()
+    assert review_and_publish() == first
+    assert transact(rt.engine, lambda s: get_case(s, case.id)).status == CaseStatus.PUBLISHED

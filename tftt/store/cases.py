@@ -85,8 +85,15 @@ ALLOWED_TRANSITIONS: Mapping[CaseStatus, frozenset[CaseStatus]] = {
             CaseStatus.TAKEN_DOWN,
         }
     ),
+    # A new review round retrieves the study again when its identified files were purged
+    # (tftt.case.workspace_purge): published, expired and taken-down cases may go to RETRIEVING.
     CaseStatus.PUBLISHED: frozenset(
-        {CaseStatus.TAKEN_DOWN, CaseStatus.AWAITING_REVIEW, CaseStatus.PROCESSING}
+        {
+            CaseStatus.TAKEN_DOWN,
+            CaseStatus.RETRIEVING,
+            CaseStatus.AWAITING_REVIEW,
+            CaseStatus.PROCESSING,
+        }
     ),
     CaseStatus.QUARANTINED: frozenset(
         {
@@ -97,8 +104,8 @@ ALLOWED_TRANSITIONS: Mapping[CaseStatus, frozenset[CaseStatus]] = {
         }
     ),
     CaseStatus.FAILED: frozenset({CaseStatus.RETRIEVING, CaseStatus.AWAITING_REVIEW}),
-    CaseStatus.EXPIRED: frozenset({CaseStatus.AWAITING_REVIEW}),
-    CaseStatus.TAKEN_DOWN: frozenset({CaseStatus.AWAITING_REVIEW}),
+    CaseStatus.EXPIRED: frozenset({CaseStatus.RETRIEVING, CaseStatus.AWAITING_REVIEW}),
+    CaseStatus.TAKEN_DOWN: frozenset({CaseStatus.RETRIEVING, CaseStatus.AWAITING_REVIEW}),
 }
 
 
