@@ -1,8 +1,10 @@
 """A new review round for a case: after a take-down, or to correct a published case.
 
 The case gets a new run of ``process-case`` (its own idempotency key per round): retrieval and
-the first pass come back from the workspace, the reviewer decides again, and the new second pass
-is published to every target, updating what they hold in place.
+the first pass come back from the workspace (or are done again from the PACS once the nightly run
+has deleted the case's identified files, see :mod:`tftt.case.workspace_purge`), the reviewer
+decides again, and the new second pass is published to every target, updating what they hold in
+place.
 """
 
 from __future__ import annotations
