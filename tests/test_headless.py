@@ -159,3 +159,92 @@ def test_cli_prints_counts_and_leaks_nothing(corpus, tmp_path, monkeypatch, capl
         assert needle.decode().lower() not in text
     key_file = tmp_path / "data" / "secret.key"
     assert key_file.stat().st_mode & 0o077 == 0
+
+
+# ----- the settings' options reach the verifier as well as the engine --------------------------
+
+
+def _one_ct(seed: int) -> tuple[pydicom.Dataset, list[bytes]]:
+    from tftt.synth.canaries import canary_strings, make_identity
+    from tftt.synth.studies import ct_series
+
+    who = make_identity(seed)
+    ds = ct_series(who, study=1, series=1, slices=1, size=32)[0].dataset
+    canaries = sorted({c.encode() for c in canary_strings(who).second_pass() if len(c) >= 4})
+    return ds, canaries
+
+
+def _process(ds: pydicom.Dataset, settings: Settings):
+    from tftt.deid.pipeline import process_bytes
+    from tftt.synth.transfer import encode
+
+    pipeline = build_pipeline(settings, KEY, make_pixel_stage(settings))
+    outcome = process_bytes(encode(ds), pipeline)
+    assert outcome.ok, (outcome.stage, outcome.code, outcome.findings)
+    assert outcome.output is not None
+    return outcome.output, pydicom.dcmread(__import__("io").BytesIO(outcome.output))
+
+
+def test_shifted_dates_pass_verification(tmp_path):
+    """Regression: with ``deid.shift_dates`` the verifier still demanded year-only dates, so
+    every dated file was quarantined."""
+    from tftt.settings import DeidSettings
+
+    ds, canaries = _one_ct(41)
+    original = str(ds.StudyDate)
+    output, out = _process(ds, Settings(data_dir=tmp_path, deid=DeidSettings(shift_dates=True, ocr=False)))
+    shifted = str(out.StudyDate)
+    assert len(shifted) == 8 and shifted != original and not shifted.endswith("0101")
+    assert not any(c.lower() in output.lower() for c in canaries)
+
+
+def test_safe_private_tags_are_kept_when_the_option_is_on(tmp_path):
+    """Regression: ``deid.retain_safe_private`` kept the listed tags, and the verifier, still
+    reading the profile's own 'remove', quarantined the file."""
+    from tftt.settings import DeidSettings
+
+    ds, canaries = _one_ct(42)
+    ds[0x00091004].value = "LIGHTSPEED16"  # GEMS_IDEN_01 ProductID, listed as safe (synth plants an ID)
+    listed = ds.private_block(0x2001, "BrainWave: 1.2.840.113819.3", create=True)
+    listed.add_new(0x31, "IS", "4")  # NumberOfObjectsAveraged [CTP]: listed as safe
+    other = ds.private_block(0x0009, "ACME TFTT TEST", create=True)
+    other.add_new(0x01, "LO", "ANY VENDOR TEXT")
+    output, out = _process(ds, Settings(data_dir=tmp_path, deid=DeidSettings(retain_safe_private=True, ocr=False)))
+    kept = out.private_block(0x2001, "BrainWave: 1.2.840.113819.3")
+    assert str(kept[0x31].value) == "4"
+    assert out.private_block(0x0009, "GEMS_IDEN_01")[0x04].value == "LIGHTSPEED16"
+    assert b"ANY VENDOR TEXT" not in output and b"ACME TFTT TEST" not in output
+    _, default = _process(ds, Settings(data_dir=tmp_path, deid=DeidSettings(ocr=False)))
+    assert not any(tag.is_private for tag in default.keys())
+
+
+def test_a_site_override_is_honoured_by_the_verifier(tmp_path):
+    """Regression: site overrides changed the engine's actions but not the verifier's reading."""
+    from tftt.settings import DeidSettings
+
+    overrides = tmp_path / "site-overrides.json"
+    overrides.write_text(json.dumps({
+        "kind": "site-overrides",
+        "provenance": {"source": "test", "notes": "keep a clean study description whole"},
+        "overrides": [{"keyword": "StudyDescription", "action": "C", "descriptor_policy": "checked",
+                       "reason": "teaching value"}]}))
+    ds, canaries = _one_ct(43)
+    ds.StudyDescription = "CT THORAX ANGIOGRAPHY PROTOCOL ZETA"
+    output, out = _process(ds, Settings(data_dir=tmp_path, deid=DeidSettings(site_overrides=overrides, ocr=False)))
+    assert out.StudyDescription == "CT THORAX ANGIOGRAPHY PROTOCOL ZETA"
+    assert not any(c.lower() in output.lower() for c in canaries)
+
+
+def test_a_safe_listed_private_tag_holding_the_patients_id_is_quarantined(tmp_path):
+    """Safe-listed means safe by definition, not by content: the synthetic CT plants the
+    patient's ID in GEMS_IDEN_01 ProductID (0009,xx04), which the list keeps; verification
+    finds it and the file goes to quarantine."""
+    from tftt.deid.pipeline import process_bytes
+    from tftt.settings import DeidSettings
+    from tftt.synth.transfer import encode
+
+    ds, _ = _one_ct(44)
+    settings = Settings(data_dir=tmp_path, deid=DeidSettings(retain_safe_private=True, ocr=False))
+    outcome = process_bytes(encode(ds), build_pipeline(settings, KEY, make_pixel_stage(settings)))
+    assert not outcome.ok and outcome.code == "residual-phi"
+    assert outcome.findings == ("(0009,1004) private: contains harvested identifier",)

@@ -21,11 +21,14 @@ from tftt.deid.pipeline import Outcome, Pipeline, PixelStage, VerificationRules,
 from tftt.deid.rules import (
     RULES_DIR,
     DatePolicy,
+    PrivateTagPolicy,
+    Profile,
     load_keep_list,
     load_profile,
     load_safe_private_tags,
     load_site_overrides,
     load_table,
+    load_vocabulary,
 )
 from tftt.errors import UnsupportedInputError
 from tftt.observability import quiet_libraries
@@ -51,10 +54,19 @@ def build_pipeline(settings: Settings, key: bytes, pixel_stage: PixelStage) -> P
                             retain_safe_private=deid.retain_safe_private, dates=first_dates)
     second = compile_profile(second_profile, rules_dir=rules_dir, site_overrides=site,
                              retain_safe_private=deid.retain_safe_private, dates=second_dates)
+    # The verifier reads the same settings, independently of the engine's compiled rules.
+    applied = Profile.model_validate({
+        **second_profile.model_dump(),
+        "dates": DatePolicy.SHIFT if deid.shift_dates else second_profile.dates,
+        "private_tags": PrivateTagPolicy.KEEP_SAFE if deid.retain_safe_private else PrivateTagPolicy.REMOVE,
+        "overrides": (*second_profile.overrides, *(site.overrides if site else ())),
+    })
     verification = VerificationRules(
+        profile=applied,
         table=load_table(second_profile.table, rules_dir),
         keep_list=load_keep_list(second_profile.keep_list, rules_dir),
         safe_private=load_safe_private_tags(rules_dir) if deid.retain_safe_private else None,
+        vocabulary=load_vocabulary(rules_dir),
     )
     return Pipeline(first=first, second=second, key=key, verification=verification,
                     pixel_stage=pixel_stage)

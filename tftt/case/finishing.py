@@ -23,7 +23,6 @@ from tftt.case.runtime import CaseRuntime
 from tftt.deid.engine import DeidContext, deidentify, serialize
 from tftt.deid.pipeline import parse
 from tftt.deid.uids import map_uid
-from tftt.deid.verify import harvest_identifiers, verify_output
 from tftt.errors import RedactionError, TfttError
 from tftt.pixels.annotate import derive_annotated_series
 from tftt.pixels.burned_in import ProposedRegion
@@ -61,9 +60,7 @@ def _second_pass(rt: CaseRuntime, ds: Dataset, original: Dataset, *, cleaned: bo
     result = deidentify(ds, DeidContext(rules=rt.pipeline.second, key=rt.key, pixels_cleaned=cleaned))
     data = serialize(result.dataset)
     rules = rt.pipeline.verification
-    profile = rt.pipeline.second.profile
-    verify_output(harvest_identifiers(original, profile, rules.table), data, result.file_name, profile,
-                  rules.table, rules.keep_list, safe_private=rules.safe_private)
+    rules.verify(rules.harvest(original), data, result.file_name)
     return result.file_name, data, result.dataset
 
 

@@ -19,8 +19,8 @@ from pydicom.uid import UID
 
 from tftt.deid.engine import CompiledProfile, DeidContext, DeidReport, deidentify, serialize, syntax_of
 from tftt.deid.integrity import check_integrity
-from tftt.deid.rules import ConfidentialityTable, KeepList, SafePrivateTags
-from tftt.deid.verify import harvest_identifiers, verify_output
+from tftt.deid.rules import ConfidentialityTable, KeepList, Profile, SafePrivateTags, Vocabulary
+from tftt.deid.verify import Identifiers, VerificationReport, harvest_identifiers, verify_output
 from tftt.errors import ResidualPHIError, TfttError, UnsupportedInputError
 
 
@@ -47,9 +47,33 @@ PixelStage = Callable[[Dataset], PixelStageResult]
 
 @dataclass(frozen=True)
 class VerificationRules:
+    """The verifier's own reading of what the second pass may leave in an output.
+
+    ``profile`` is the second-pass profile as the settings apply it (their date policy, private
+    tag policy and the site's overrides): the verifier must judge the output by the rules the
+    engine was told to follow, or every file of a site that shifts dates, keeps safe private
+    tags or overrides an attribute would be quarantined.
+    """
+
+    profile: Profile
     table: ConfidentialityTable
     keep_list: KeepList
     safe_private: SafePrivateTags | None
+    vocabulary: Vocabulary | None = None
+
+    def harvest(self, original: Dataset) -> Identifiers:
+        """The identifiers of ``original`` that an output must not contain."""
+        return harvest_identifiers(original, self.profile, self.table, keep_list=self.keep_list,
+                                   vocabulary=self.vocabulary, safe_private=self.safe_private)
+
+    def verify(self, identifiers: Identifiers, output: bytes, file_name: str) -> VerificationReport:
+        """Check one output (see :func:`~tftt.deid.verify.verify_output`).
+
+        Raises:
+            ResidualPHIError: anything was found.
+        """
+        return verify_output(identifiers, output, file_name, self.profile, self.table, self.keep_list,
+                             safe_private=self.safe_private)
 
 
 @dataclass(frozen=True)
@@ -128,7 +152,7 @@ def process_bytes(data: bytes, pipeline: Pipeline) -> Outcome:
     try:
         first = deidentify(original, DeidContext(rules=pipeline.first, key=pipeline.key))
         stage = Stage.VERIFY
-        identifiers = harvest_identifiers(original, pipeline.second.profile, rules.table)
+        identifiers = rules.harvest(original)
         del original
         stage = Stage.PIXELS
         pixels = pipeline.pixel_stage(first.dataset)
@@ -144,15 +168,7 @@ def process_bytes(data: bytes, pipeline: Pipeline) -> Outcome:
         file_name, report = second.file_name, second.report
         del second
         stage = Stage.VERIFY
-        verify_output(
-            identifiers,
-            output,
-            file_name,
-            pipeline.second.profile,
-            rules.table,
-            rules.keep_list,
-            safe_private=rules.safe_private,
-        )
+        rules.verify(identifiers, output, file_name)
     except TfttError as exc:
         return _fail(stage, exc)
     except Exception as exc:  # a bug or a pydicom surprise: quarantine, never crash the batch
