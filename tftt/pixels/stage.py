@@ -2,9 +2,10 @@
 
 For an image whose header says it may carry burned-in text (BurnedInAnnotation, modality,
 ImageType, CTP's filter), the stage proposes regions from CTP's device rules and from OCR,
-blacks them out on every frame, and runs OCR again on the result. Text still found, or a risky
-image that cannot be checked (OCR off and no device rule), is a :class:`RedactionError`, so the
-image is quarantined instead of passed through. Pure apart from running the Tesseract binary.
+blacks them out on every frame, and runs OCR again on the result. Text still found, a risky
+image that cannot be checked (OCR off and no device rule), or a risky image in which no text was
+located at all, is a :class:`RedactionError`, so the image is quarantined instead of passed
+through. Pure apart from running the Tesseract binary.
 """
 
 from __future__ import annotations
@@ -61,6 +62,12 @@ class AutomaticCleaner:
         elif not regions:
             raise RedactionError("image may carry burned-in text and OCR is disabled",
                                  code="burned-in-unchecked")
+        if not regions:
+            # Flagged, yet neither a device rule nor OCR located any text: more likely text OCR
+            # cannot read (speckle, small or stylised fonts) than a clean image. No reviewer
+            # sees a headless output, so a person must decide.
+            raise RedactionError("image may carry burned-in text that neither a device rule nor OCR located",
+                                 code="burned-in-unconfirmed")
         return regions
 
     def __call__(self, ds: Dataset) -> PixelStageResult:
