@@ -6,7 +6,8 @@ one-command demo, which run without a deployment, use ``pause_flow_run`` behind 
 function (``TFTT_REVIEW__MODE=pause``).
 
 The Prefect server checks a submitted form only against the JSON schema. Python-side checks
-(pydantic validators, the geometry of every rectangle and crop) run here, and a failing decision
+(pydantic validators, the geometry of every rectangle and crop, and the teaching text against the
+case's identifiers) run here, and a failing decision
 is asked for again under a new key with the problems in the form's description. Problems name
 fields and positions, never values.
 """
@@ -23,7 +24,7 @@ from prefect.flow_runs import apause_flow_run, asuspend_flow_run
 from prefect.states import Running
 from pydantic import ValidationError
 
-from tasks.review import ReviewForm, review_page_url
+from tasks.review import ReviewForm, review_page_url, teaching_text_problems
 from tftt.errors import ReviewError
 from tftt.redaction_spec import validate_against_geometry
 from tftt.review_decision import ReviewDecision
@@ -99,5 +100,11 @@ async def wait_for_review(case_id: str, form: ReviewForm, review: ReviewSettings
             logger.warning("case %s: review decision %d does not fit the images (%d problems)",
                            case_id, attempt, len(problems))
             continue
+        if decision.approved:
+            problems = teaching_text_problems(case_id, decision.teaching_metadata)
+            if problems:
+                logger.warning("case %s: review decision %d has identifiers in its teaching text (%d problems)",
+                               case_id, attempt, len(problems))
+                continue
         return decision
     raise ReviewError(f"no valid review decision after {MAX_ATTEMPTS} attempts", code="review-invalid")

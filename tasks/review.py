@@ -12,7 +12,8 @@ from prefect import task
 
 from tftt.case.review_prep import ReviewSummary, load_index, prepare_review
 from tftt.case.runtime import runtime
-from tftt.redaction_spec import ImageGeometry, RedactionSpec
+from tftt.case.teaching_text import check_teaching_text
+from tftt.redaction_spec import ImageGeometry, RedactionSpec, TeachingMetadata
 from tftt.review_index import ReviewImage, ReviewIndex
 
 
@@ -82,3 +83,9 @@ def prepare(case_id: str) -> PreparedReview:
     summary = prepare_review(rt, case_id)
     index = load_index(rt.workspace(case_id))
     return PreparedReview(summary=summary, form=_form(index), artifact=_artifact(case_id, summary, index))
+
+
+@task(name="check-teaching-text")
+def teaching_text_problems(case_id: str, metadata: TeachingMetadata) -> list[str]:
+    """Where the reviewer's teaching text holds an identifier of the case (field and kind only)."""
+    return check_teaching_text(runtime(), case_id, metadata)

@@ -214,6 +214,7 @@ def test_safe_private_tags_are_kept_when_the_option_is_on(tmp_path):
     assert str(kept[0x31].value) == "4"
     assert out.private_block(0x0009, "GEMS_IDEN_01")[0x04].value == "LIGHTSPEED16"
     assert b"ANY VENDOR TEXT" not in output and b"ACME TFTT TEST" not in output
+    assert not any(c.lower() in output.lower() for c in canaries)
     _, default = _process(ds, Settings(data_dir=tmp_path, deid=DeidSettings(ocr=False)))
     assert not any(tag.is_private for tag in default.keys())
 

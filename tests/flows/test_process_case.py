@@ -428,3 +428,20 @@ def test_nightly_batch_publishes_ready_cases_and_deletes_identified_files(case_e
         assert not (ws / area).exists(), area
     assert list((ws / "second_pass").iterdir()), "the verified second pass stays: it can be published again"
     assert publish_ready_cases()["purged"] == 0  # nothing more to do the next night
+
+
+def test_teaching_text_with_the_patients_name_is_asked_for_again(case_env):
+    """The review step refuses a decision whose teaching text names the patient and asks again."""
+    settings, case_id = case_env
+    who = make_identity(11)  # the study fixture's patient
+
+    def payloads(index: ReviewIndex) -> list[dict]:
+        named = _decision(index)
+        named["teaching_metadata"] = {**named["teaching_metadata"], "history": f"{who.family_name} was seen"}
+        return [named, _decision(index)]
+
+    result, seen = _run(case_id, payloads, settings)
+    assert result == "published"
+    assert len(seen) == 2 and seen[1].endswith("review-2")
+    manifest = (settings.publish.folder / case_id / "manifest.json").read_text()
+    assert who.family_name.lower() not in manifest.lower()

@@ -20,6 +20,7 @@ from pydicom.dataset import Dataset
 from tftt.case.intake import load_sources, quarantine_input
 from tftt.case.review_prep import MAX_PREVIEW_FRAMES, load_index
 from tftt.case.runtime import CaseRuntime
+from tftt.case.teaching_text import require_clean_teaching_text
 from tftt.deid.engine import DeidContext, deidentify, serialize
 from tftt.deid.pipeline import parse
 from tftt.deid.uids import map_uid
@@ -109,7 +110,13 @@ def _edit(rt: CaseRuntime, ds: Dataset, image: ReviewImage | None, edits: ImageE
 
 
 def finish_case(rt: CaseRuntime, case_id: str, decision: ReviewDecision) -> FinishSummary:
-    """Apply the decision to every first-pass object and produce the verified second pass."""
+    """Apply the decision to every first-pass object and produce the verified second pass.
+
+    Raises:
+        ResidualPHIError: the decision's teaching text holds an identifier of the case (the
+            review step asks again before this; checked here too, before anything is written).
+    """
+    require_clean_teaching_text(rt, case_id, decision.teaching_metadata)
     ws = rt.workspace(case_id)
     transact(rt.engine, lambda s: set_status(s, case_id, CaseStatus.PROCESSING, actor=decision.reviewer))
     for area in (Area.SECOND_PASS, Area.PUBLISHED):

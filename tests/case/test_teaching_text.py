@@ -1,0 +1,74 @@
+"""The reviewer's teaching text is checked against the case's identifiers before publication."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tftt.case.finishing import finish_case
+from tftt.case.intake import first_pass_case, retrieve_case
+from tftt.case.review_prep import load_index, prepare_review
+from tftt.case.runtime import CaseRuntime, runtime
+from tftt.case.teaching_text import case_identifiers, teaching_text_problems
+from tftt.errors import ResidualPHIError
+from tftt.redaction_spec import TeachingMetadata
+from tftt.review_decision import ReviewDecision
+from tftt.settings import Settings
+from tftt.store.cases import create_or_get_case_for_study
+from tftt.store.db import transact
+from tftt.store.workspace import Area
+from tftt.synth.canaries import Identity, make_identity
+from tftt.synth.studies import ct_series, us_cine
+from tftt.synth.transfer import encode
+
+
+@pytest.fixture
+def case(tmp_path: Path) -> tuple[CaseRuntime, str, Identity]:
+    who = make_identity(61)
+    source = tmp_path / "source"
+    source.mkdir()
+    objects = ct_series(who, study=1, series=1, slices=2, size=64) + us_cine(who, study=1, series=2, frames=1)
+    for number, obj in enumerate(objects):
+        (source / f"f{number}").write_bytes(encode(obj.dataset))
+    settings = Settings(data_dir=tmp_path / "data", secret_key="teaching-text-secret-0123456789abc",  # type: ignore[arg-type]
+                        source={"kind": "folder", "folder": source}, publish={"folder": tmp_path / "published"})
+    rt = runtime(settings)
+    study_uid = str(objects[0].dataset.StudyInstanceUID)
+    created, _ = transact(rt.engine, lambda s: create_or_get_case_for_study(s, study_uid, None, "test", None))
+    retrieve_case(rt, created.id)
+    first_pass_case(rt, created.id)
+    prepare_review(rt, created.id)
+    return rt, created.id, who
+
+
+def test_identifiers_in_the_teaching_text_are_named_by_field_and_kind(case):
+    rt, case_id, who = case
+    identifiers = case_identifiers(rt, case_id)
+    assert len(identifiers) == 2  # one original per series
+    metadata = TeachingMetadata(
+        title="Incidental adrenal nodule",
+        history=f"Seen for {who.family_name.title()} in clinic.",
+        findings="A 2 cm nodule of the left adrenal gland.",
+        keywords=["adrenal", who.patient_id],
+        author=f"Dr. {who.family_name.title()}",  # the author's name is published on purpose
+    )
+    problems = teaching_text_problems(metadata, identifiers)
+    assert problems == ["teaching_metadata.history: contains the patient's person name (from the images)",
+                        "teaching_metadata.keywords[1]: contains the patient's identifier (from the images)"]
+    assert not any(who.family_name.lower() in p.lower() or who.patient_id in p for p in problems)
+    clean = TeachingMetadata(title="Incidental adrenal nodule", findings="A 2 cm nodule of the left adrenal gland.")
+    assert teaching_text_problems(clean, identifiers) == []
+
+
+def test_finishing_refuses_teaching_text_with_an_identifier_and_writes_nothing(case):
+    rt, case_id, who = case
+    index = load_index(rt.workspace(case_id))
+    decision = ReviewDecision(approved=True, reviewer="Dr. R", spec=index.proposed_spec,
+                              teaching_metadata={"title": f"Case of {who.patient_id}"})
+    with pytest.raises(ResidualPHIError) as caught:
+        finish_case(rt, case_id, decision)
+    assert caught.value.code == "phi-in-teaching-text"
+    assert caught.value.findings == ("teaching_metadata.title: contains the patient's identifier (from the images)",)
+    assert who.patient_id not in str(caught.value)
+    assert not any(rt.workspace(case_id).area(Area.SECOND_PASS).iterdir())
