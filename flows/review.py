@@ -101,7 +101,7 @@ async def wait_for_review(case_id: str, form: ReviewForm, review: ReviewSettings
                            case_id, attempt, len(problems))
             continue
         if decision.approved:
-            problems = teaching_text_problems(case_id, decision.teaching_metadata)
+            problems = teaching_text_problems(case_id, decision.teaching_metadata, decision.spec)
             if problems:
                 logger.warning("case %s: review decision %d has identifiers in its teaching text (%d problems)",
                                case_id, attempt, len(problems))

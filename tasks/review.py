@@ -86,6 +86,7 @@ def prepare(case_id: str) -> PreparedReview:
 
 
 @task(name="check-teaching-text")
-def teaching_text_problems(case_id: str, metadata: TeachingMetadata) -> list[str]:
-    """Where the reviewer's teaching text holds an identifier of the case (field and kind only)."""
-    return check_teaching_text(runtime(), case_id, metadata)
+def teaching_text_problems(case_id: str, metadata: TeachingMetadata, spec: RedactionSpec) -> list[str]:
+    """Where the reviewer's teaching text or text labels hold an identifier of the case (field and
+    kind only)."""
+    return check_teaching_text(runtime(), case_id, metadata, spec)

@@ -12,7 +12,7 @@ from tftt.case.review_prep import load_index, prepare_review
 from tftt.case.runtime import CaseRuntime, runtime
 from tftt.case.teaching_text import case_identifiers, teaching_text_problems
 from tftt.errors import ResidualPHIError
-from tftt.redaction_spec import TeachingMetadata
+from tftt.redaction_spec import RedactionSpec, TeachingMetadata
 from tftt.review_decision import ReviewDecision
 from tftt.settings import Settings
 from tftt.store.cases import create_or_get_case_for_study
@@ -59,6 +59,13 @@ def test_identifiers_in_the_teaching_text_are_named_by_field_and_kind(case):
     assert not any(who.family_name.lower() in p.lower() or who.patient_id in p for p in problems)
     clean = TeachingMetadata(title="Incidental adrenal nodule", findings="A 2 cm nodule of the left adrenal gland.")
     assert teaching_text_problems(clean, identifiers) == []
+    index = load_index(rt.workspace(case_id))
+    labelled = RedactionSpec.model_validate({"instances": [{
+        "sop_instance_uid": index.images[0].sop_instance_uid,
+        "annotations": [{"kind": "text", "x": 1, "y": 1, "text": "nodule"},
+                        {"kind": "text", "x": 1, "y": 20, "text": f"{who.given_name} {who.family_name}"}]}]})
+    assert teaching_text_problems(clean, identifiers, labelled) == [
+        "spec.instances[0].annotations[1].text: contains the patient's person name (from the images)"]
 
 
 def test_finishing_refuses_teaching_text_with_an_identifier_and_writes_nothing(case):

@@ -116,7 +116,7 @@ def finish_case(rt: CaseRuntime, case_id: str, decision: ReviewDecision) -> Fini
         ResidualPHIError: the decision's teaching text holds an identifier of the case (the
             review step asks again before this; checked here too, before anything is written).
     """
-    require_clean_teaching_text(rt, case_id, decision.teaching_metadata)
+    require_clean_teaching_text(rt, case_id, decision.teaching_metadata, decision.spec)
     ws = rt.workspace(case_id)
     transact(rt.engine, lambda s: set_status(s, case_id, CaseStatus.PROCESSING, actor=decision.reviewer))
     for area in (Area.SECOND_PASS, Area.PUBLISHED):
