@@ -2,48 +2,19 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from tftt.case.finishing import finish_case
-from tftt.case.intake import first_pass_case, retrieve_case
-from tftt.case.review_prep import load_index, prepare_review
-from tftt.case.runtime import CaseRuntime, runtime
+from tftt.case.review_prep import load_index
 from tftt.case.teaching_text import case_identifiers, teaching_text_problems
 from tftt.errors import ResidualPHIError
 from tftt.redaction_spec import RedactionSpec, TeachingMetadata
 from tftt.review_decision import ReviewDecision
-from tftt.settings import Settings
-from tftt.store.cases import create_or_get_case_for_study
-from tftt.store.db import transact
 from tftt.store.workspace import Area
-from tftt.synth.canaries import Identity, make_identity
-from tftt.synth.studies import ct_series, us_cine
-from tftt.synth.transfer import encode
 
 
-@pytest.fixture
-def case(tmp_path: Path) -> tuple[CaseRuntime, str, Identity]:
-    who = make_identity(61)
-    source = tmp_path / "source"
-    source.mkdir()
-    objects = ct_series(who, study=1, series=1, slices=2, size=64) + us_cine(who, study=1, series=2, frames=1)
-    for number, obj in enumerate(objects):
-        (source / f"f{number}").write_bytes(encode(obj.dataset))
-    settings = Settings(data_dir=tmp_path / "data", secret_key="teaching-text-secret-0123456789abc",  # type: ignore[arg-type]
-                        source={"kind": "folder", "folder": source}, publish={"folder": tmp_path / "published"})
-    rt = runtime(settings)
-    study_uid = str(objects[0].dataset.StudyInstanceUID)
-    created, _ = transact(rt.engine, lambda s: create_or_get_case_for_study(s, study_uid, None, "test", None))
-    retrieve_case(rt, created.id)
-    first_pass_case(rt, created.id)
-    prepare_review(rt, created.id)
-    return rt, created.id, who
-
-
-def test_identifiers_in_the_teaching_text_are_named_by_field_and_kind(case):
-    rt, case_id, who = case
+def test_identifiers_in_the_teaching_text_are_named_by_field_and_kind(prepared_case):
+    rt, case_id, who = prepared_case
     identifiers = case_identifiers(rt, case_id)
     assert len(identifiers) == 2  # one original per series
     metadata = TeachingMetadata(
@@ -68,8 +39,8 @@ def test_identifiers_in_the_teaching_text_are_named_by_field_and_kind(case):
         "spec.instances[0].annotations[1].text: contains the patient's person name (from the images)"]
 
 
-def test_finishing_refuses_teaching_text_with_an_identifier_and_writes_nothing(case):
-    rt, case_id, who = case
+def test_finishing_refuses_teaching_text_with_an_identifier_and_writes_nothing(prepared_case):
+    rt, case_id, who = prepared_case
     index = load_index(rt.workspace(case_id))
     decision = ReviewDecision(approved=True, reviewer="Dr. R", spec=index.proposed_spec,
                               teaching_metadata={"title": f"Case of {who.patient_id}"})

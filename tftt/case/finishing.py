@@ -155,7 +155,8 @@ def finish_case(rt: CaseRuntime, case_id: str, decision: ReviewDecision) -> Fini
         written.append(_Written(sop_instance_uid=name.removesuffix(".dcm"), dicom=name, frames=frames))
         if annotations and decision.spec.burn_in_annotations:
             edited_for_derivation.append((final, annotations, original))
-    derived = _derive_annotated(rt, ws, edited_for_derivation, written) if edited_for_derivation else 0
+    derived, failed = _derive_annotated(rt, ws, edited_for_derivation, written) if edited_for_derivation else (0, 0)
+    quarantined += failed
     ws.write_bytes(Area.PUBLISHED, PUBLISHED_INDEX,
                    json.dumps([w.__dict__ for w in written], indent=1).encode(), mode=0o644)
     transact(rt.engine, lambda s: record_audit(
@@ -166,20 +167,33 @@ def finish_case(rt: CaseRuntime, case_id: str, decision: ReviewDecision) -> Fini
 
 
 def _derive_annotated(rt: CaseRuntime, ws: CaseWorkspace,
-                      items: list[tuple[Dataset, tuple[Annotation, ...], Dataset]], written: list[_Written]) -> int:
+                      items: list[tuple[Dataset, tuple[Annotation, ...], Dataset]], written: list[_Written]
+                      ) -> tuple[int, int]:
     """The optional derived Secondary Capture series with the annotations burned in.
 
     Each derived object is made from a verified second-pass image, then goes through the second
-    pass and the verification against its source's original like every other output.
+    pass and the verification against its source's original like every other output. One that
+    cannot be made or fails is quarantined with its reason; the rest of the case goes on.
     """
-    count = 0
+    count = failed = 0
     for final, marks, original in items:
-        derived = derive_annotated_series([final], {str(final.SOPInstanceUID): list(marks)},
-                                          lambda seed: map_uid(rt.key, seed))
+        source_uid = str(final.SOPInstanceUID)
+        try:
+            derived = derive_annotated_series([final], {source_uid: list(marks)},
+                                              lambda seed: map_uid(rt.key, seed))
+        except TfttError as exc:
+            quarantine_input(rt, ws, ws.case_id, serialize(final), PipelineStage.PIXELS, exc, new_uid=source_uid)
+            failed += 1
+            continue
         for ds in derived:
-            name, data, checked = _second_pass(rt, ds, original, cleaned=True)
+            try:
+                name, data, checked = _second_pass(rt, ds, original, cleaned=True)
+            except TfttError as exc:  # this derived object only; the case goes on
+                quarantine_input(rt, ws, ws.case_id, serialize(ds), PipelineStage.SECOND_PASS, exc)
+                failed += 1
+                continue
             ws.write_bytes(Area.SECOND_PASS, name, data, mode=0o644)
             uid = name.removesuffix(".dcm")
             written.append(_Written(sop_instance_uid=uid, dicom=name, frames=_jpegs(ws, uid, checked, ())))
             count += 1
-    return count
+    return count, failed
