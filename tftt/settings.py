@@ -92,6 +92,10 @@ class PublishSettings(_Section):
     targets: tuple[str, ...] = ("folder",)
     folder: Path | None = Field(None, description="Case-folder target root; default <data>/published")
     archive: DicomwebSettings = DicomwebSettings()
+    dimse: DimseSettings | None = Field(
+        None,
+        description="Teaching archive reached by C-STORE (target 'dimse'); take-down needs archive.rest_url",
+    )
     mirc: MircSettings = MircSettings()
     nightly_cron: str = "0 2 * * *"
 

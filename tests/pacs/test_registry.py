@@ -76,6 +76,16 @@ def test_dicomweb_target_sends_to_the_archive(archive: OrthancServer, tmp_path: 
     assert archive.study_instance_uids(built.study_uid) == set(built.by_sop())
 
 
+def test_dimse_target_sends_to_the_archive(archive: OrthancServer, tmp_path: Path) -> None:
+    built = build_study(tmp_path / "study", seed=43)
+    target = make_target("dimse", _settings(publish=PublishSettings(
+        dimse=dimse_settings(archive))))
+    assert isinstance(target, DimseClient)
+    receipts = target.send(built.files)
+    assert all(r.accepted for r in receipts)
+    assert archive.study_instance_uids(built.study_uid) == set(built.by_sop())
+
+
 def test_configuration_errors(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError):
         make_source(_settings(source=SourceSettings(kind=SourceKind.DICOMWEB)))

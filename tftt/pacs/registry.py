@@ -6,7 +6,7 @@ Built in:
   and ``folder`` (``settings.source.folder``); :func:`make_source` picks
   ``settings.source.kind``.
 - targets: ``dicomweb`` (the teaching archive, ``settings.publish.archive``) and ``dimse``
-  (``settings.publish.dimse``, once that section exists).
+  (``settings.publish.dimse``).
 
 Other packages add theirs with :func:`register_source` / :func:`register_target` (for example
 the publication targets of ``tftt.publish``).
@@ -21,7 +21,7 @@ from tftt.pacs.base import Source, Target
 from tftt.pacs.dicomweb import DicomwebClient
 from tftt.pacs.dimse import DimseClient
 from tftt.pacs.folder import FolderSource
-from tftt.settings import DimseSettings, Settings
+from tftt.settings import Settings
 
 SourceFactory = Callable[[Settings], Source]
 TargetFactory = Callable[[Settings], Target]
@@ -50,10 +50,9 @@ def _dicomweb_target(settings: Settings) -> Target:
 
 
 def _dimse_target(settings: Settings) -> Target:
-    section = getattr(settings.publish, "dimse", None)
-    if not isinstance(section, DimseSettings):
+    if settings.publish.dimse is None:
         raise ConfigurationError("no DIMSE archive is configured (publish.dimse)")
-    return DimseClient(section, name="dimse")
+    return DimseClient(settings.publish.dimse, name="dimse")
 
 
 _SOURCES: dict[str, SourceFactory] = {

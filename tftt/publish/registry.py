@@ -20,6 +20,7 @@ TargetFactory = Callable[[Settings], PublicationTarget]
 _TARGETS: dict[str, str] = {
     "folder": "tftt.publish.folder:FolderTarget.from_settings",
     "dicomweb": "tftt.publish.dicomweb:DicomwebArchiveTarget.from_settings",
+    "dimse": "tftt.publish.dimse:DimseArchiveTarget.from_settings",
     "mirc": "tftt.publish.mirc:MircTarget.from_settings",
 }
 
