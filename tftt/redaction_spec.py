@@ -239,6 +239,9 @@ class TeachingMetadata(_Model):
     keywords: list[str] = Field(default_factory=list, description="Keywords")
     author: str = Field("", max_length=200, description="Author(s) of the case")
     abstract: str | None = Field(None, title="Abstract", max_length=5000, description="Summary")
+    public: bool | None = Field(
+        None, title="Public", description="On a MIRC teaching file server: a public document (empty: the site default)"
+    )
 
 
 def _reject_duplicates(where: str, keys: Sequence[str]) -> None:

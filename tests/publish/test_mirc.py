@@ -411,3 +411,16 @@ def test_addresses_in_answers() -> None:
     assert address.docref == "docs/20240101120000123/MIRCdocument.xml"
     receipt = PublicationReceipt(target="mirc", case_id=CASE_ID, remote_ref=address.path)
     assert MircAddress.parse(receipt.remote_ref) == address
+
+
+def test_the_reviewers_public_choice_reaches_the_document(tfs: TfsStandIn, sample_case: PublishableCase) -> None:
+    """Regression: ``public`` could only be set by hand in the metadata dict; the review decision's
+    TeachingMetadata had no such field, so every case took the site default."""
+    from tftt.redaction_spec import TeachingMetadata
+
+    for choice, expected in ((False, False), (True, True), (None, False)):
+        metadata = TeachingMetadata(title="A case", public=choice).model_dump(mode="json")
+        case = sample_case.model_copy(update={"metadata": metadata})
+        receipt = _target(tfs, public_default=False).publish(case)
+        assert receipt.details["public"] is expected
+        tfs.documents.clear()

@@ -202,6 +202,7 @@ def review_in_browser(page: Any, base: str, case: SyntheticCase) -> dict[str, An
         page.fill(f"#decision-form [name={name}]", value)
     page.fill("#decision-form [name=reviewer]", "Dr. Browser")
     page.select_option("#decision-form [name=publish_now]", "true")
+    page.select_option("#decision-form [name=public]", "false")
     return {
         "blackout": (x0, y0, x1, y1),
         "crop_top": top,
@@ -265,6 +266,7 @@ def test_review_in_chromium_and_the_same_decision_through_the_prefect_ui(
     metadata = received.teaching_metadata
     assert metadata.keywords == ["liver", "ultrasound", "cine"]
     assert (metadata.title, metadata.abstract) == ("Liver ultrasound cine", "A normal liver cine.")
+    assert metadata.public is False
     assert received.notes == "Checked in Chromium."
     events = transact(rengine, lambda s: cases.list_audit(s, case.case_id))
     [event] = [e for e in events if e.kind == AuditKind.REVIEW_SUBMITTED]
@@ -320,6 +322,12 @@ def resume_in_prefect_ui(page: Any, api_url: str, run_id: str, decision: ReviewD
         if value is not None:
             group(label).get_by_role("tab", name="str", exact=True).click()
             group(label).locator("textarea, input").last.fill(value)
+    if metadata.public is not None:
+        public = group("Public (Optional)")
+        public.get_by_role("tab", name="bool", exact=True).click()
+        public.get_by_role("switch").click()  # the bool tab alone leaves the value unset
+        if not metadata.public:
+            public.get_by_role("switch").click()
     if decision.publish_now is not None:
         publish = group("Publish now (Optional)")
         publish.get_by_role("tab", name="bool", exact=True).click()

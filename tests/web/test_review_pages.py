@@ -143,6 +143,7 @@ def decision_body(case: SyntheticCase, **changes: Any) -> dict[str, Any]:
             "keywords": ["liver", "us"],
             "author": "Team",
             "abstract": None,
+            "public": None,
         },
         "publish_now": None,
         "notes": None,

@@ -745,6 +745,7 @@
         keywords: f.keywords.value.split(/[,;\n]/).map(function (k) { return k.trim(); }).filter(Boolean),
         author: text("author"),
         abstract: text("abstract") || null,
+        public: f.public.value === "" ? null : f.public.value === "true",
       },
       publish_now: f.publish_now.value === "" ? null : f.publish_now.value === "true",
       notes: text("notes") || null,
