@@ -73,3 +73,50 @@ def test_folder_source_errors(import_dir: tuple[Path, SyntheticStudy], tmp_path:
         source.find_study("../etc")
     with pytest.raises(TargetUnavailableError):
         FolderSource(tmp_path / "missing").find_study(built.study_uid)
+
+
+def _png(color: tuple[int, int, int], size: tuple[int, int] = (24, 16)) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", size, color).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_pictures_beside_a_studys_files_come_as_secondary_captures(tmp_path: Path) -> None:
+    import pydicom
+
+    root = tmp_path / "import"
+    built = build_study(root / "x", seed=35)
+    other = build_study(root / "y", seed=36)
+    (root / "x" / "Photo 1.PNG").write_bytes(_png((200, 10, 10)))
+    (root / "x" / "copy.png").write_bytes(_png((200, 10, 10)))  # the same picture again
+    (root / "x" / "screen.gif").write_bytes(_png((10, 10, 200)))  # named .gif, decodes as PNG
+    (root / "x" / "broken.jpg").write_bytes(b"\xff\xd8 not a jpeg")
+    (root / "y" / "theirs.png").write_bytes(_png((0, 200, 0)))  # another study's picture
+    source = FolderSource(root)
+
+    result = source.retrieve_study(built.study_uid, None, tmp_path / "out")
+    assert result.count == len(built.instances) + 3  # two distinct pictures and the broken one
+    captures, raw = [], []
+    for path in result.files:
+        try:
+            ds = pydicom.dcmread(path)
+        except pydicom.errors.InvalidDicomError:
+            raw.append(path.read_bytes())
+            continue
+        if ds.SOPClassUID == "1.2.840.10008.5.1.4.1.1.7" and ds.get("ConversionType") == "WSD":
+            captures.append(ds)
+    assert raw == [b"\xff\xd8 not a jpeg"]  # as it is: the first pass quarantines it
+    assert len(captures) == 2
+    assert {str(ds.StudyInstanceUID) for ds in captures} == {built.study_uid}
+    assert len({str(ds.SeriesInstanceUID) for ds in captures}) == 1
+    assert {int(ds.SeriesNumber) for ds in captures} == {9001}
+    assert other.study_uid not in {str(ds.StudyInstanceUID) for ds in captures}
+
+    again = source.retrieve_study(built.study_uid, None, tmp_path / "again")
+    assert sorted(p.name for p in again.files) == sorted(p.name for p in result.files)  # stable UIDs
+    series_only = source.retrieve_study(built.study_uid, [built.series_uids[0]], tmp_path / "series")
+    assert series_only.count == len(built.in_series(built.series_uids[0]))  # no pictures

@@ -4,11 +4,19 @@ Every call walks the folder (not following symbolic links) and reads only the he
 (``stop_before_pixels``); files that are not DICOM Part 10 are skipped. The files of the wanted
 study are copied (or hard-linked) into the destination as ``<sha256>.dcm``, through a temporary
 file and a rename, never under their original names.
+
+Pictures: a JPEG, PNG or GIF in a directory that holds DICOM files of the study is imported
+with the whole study (not with a series selection) as a Secondary Capture of that study
+(:func:`tftt.pixels.imports.image_to_secondary_capture`; patient and study modules from a DICOM
+file of the same directory). Its UIDs are derived from the study UID, the directory and the
+picture's bytes, so a repeated retrieval gives the same objects. A picture that does not decode
+is placed as it is, so the first pass quarantines it with its reason: nothing is lost.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import shutil
 import tempfile
@@ -19,12 +27,24 @@ from pathlib import Path
 import pydicom
 from pydicom.errors import InvalidDicomError
 
-from tftt.errors import TargetRejectedError, TargetUnavailableError
+from tftt.errors import TargetRejectedError, TargetUnavailableError, UnsupportedInputError
 from tftt.pacs.base import RetrieveResult, SeriesInfo, StudyInfo, checked_uid
-from tftt.store.files import contained_path
+from tftt.pixels.imports import ImportUIDs, image_to_secondary_capture
+from tftt.store.files import atomic_write_bytes, contained_path
 
 _HEADER_TAGS = ["StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "Modality"]
 _CHUNK = 1024 * 1024
+
+
+#: Pictures imported with a study (see the module docstring), and their series number.
+PICTURE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".gif"})
+PICTURE_SERIES_NUMBER = 9001
+
+
+def _derived_uid(*parts: str) -> str:
+    """A ``2.25`` UID from a hash of ``parts`` (stable: the same parts give the same UID)."""
+    digest = hashlib.sha256("\x1f".join(("tftt-import", *parts)).encode()).digest()
+    return f"2.25.{int.from_bytes(digest[:16], 'big')}"
 
 
 @dataclass(frozen=True)
@@ -130,7 +150,45 @@ class FolderSource:
             if target not in files:
                 self._place(entry.path, target)
                 files[target] = target.stat().st_size
+        if series_uids is None:
+            for data in self._pictures(study_uid, entries):
+                target = contained_path(dest, f"{hashlib.sha256(data).hexdigest()}.dcm")
+                if target not in files:
+                    atomic_write_bytes(target, data, mode=0o600)
+                    files[target] = len(data)
         return RetrieveResult(files=tuple(files), total_bytes=sum(files.values()))
+
+    def _pictures(self, study_uid: str, entries: list[_Entry]) -> Iterator[bytes]:
+        """The study's pictures as Secondary Capture files (or as they are, if they do not decode)."""
+        first_of: dict[Path, Path] = {}
+        for entry in entries:
+            first_of.setdefault(entry.path.parent, entry.path)
+        for directory, example in first_of.items():
+            pictures = sorted(p for p in directory.iterdir()
+                              if p.suffix.lower() in PICTURE_SUFFIXES and p.is_file() and not p.is_symlink())
+            if not pictures:
+                continue
+            patient_study = pydicom.dcmread(example, stop_before_pixels=True)
+            where = directory.relative_to(self.root).as_posix()
+            series_uid = _derived_uid(study_uid, "series", where)
+            seen: set[str] = set()
+            for number, picture in enumerate(pictures, start=1):
+                data = picture.read_bytes()
+                content = hashlib.sha256(data).hexdigest()
+                if content in seen:
+                    continue  # the same picture under another name
+                seen.add(content)
+                uids = ImportUIDs(series_instance_uid=series_uid,
+                                  sop_instance_uid=_derived_uid(study_uid, "instance", where, content))
+                try:
+                    ds = image_to_secondary_capture(data, patient_study=patient_study, uids=uids,
+                                                    instance_number=number, series_number=PICTURE_SERIES_NUMBER)
+                except UnsupportedInputError:
+                    yield data  # quarantined by the first pass, with its reason
+                    continue
+                buffer = io.BytesIO()
+                pydicom.dcmwrite(buffer, ds, enforce_file_format=True)
+                yield buffer.getvalue()
 
     def _place(self, source: Path, target: Path) -> None:
         fd, name = tempfile.mkstemp(prefix=".import-", suffix=".tmp", dir=target.parent)
