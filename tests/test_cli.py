@@ -1,4 +1,4 @@
-"""``tftt verify`` and ``tftt synth`` through the command line."""
+"""``tftt verify``, ``tftt synth`` and ``tftt deidentify`` through the command line."""
 
 from pathlib import Path
 
@@ -39,3 +39,20 @@ def test_synth_writes_a_corpus_with_a_manifest(tmp_path: Path):
     assert outcome.exit_code == 0, outcome.output
     assert (tmp_path / "out" / "manifest.json").exists()
     assert len([p for p in (tmp_path / "out").rglob("*") if p.is_file()]) > 10
+
+
+def test_deidentify_takes_its_processes_from_the_settings_unless_given(tmp_path: Path, monkeypatch):
+    src = tmp_path / "src"
+    src.mkdir()
+    for number, obj in enumerate(ct_series(make_identity(81), slices=2, size=32)):
+        (src / f"f{number}").write_bytes(encode(obj.dataset))
+    monkeypatch.setenv("TFTT_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("TFTT_DEID__WORKERS", "2")
+    runner = CliRunner()
+    by_settings = runner.invoke(app, ["deidentify", str(src), str(tmp_path / "a"),
+                                      "--quarantine", str(tmp_path / "qa")])
+    assert by_settings.exit_code == 0, by_settings.output
+    assert "processes:    2" in by_settings.output and "written:      2" in by_settings.output
+    given = runner.invoke(app, ["deidentify", str(src), str(tmp_path / "b"), "--quarantine", str(tmp_path / "qb"),
+                                "--workers", "1"])
+    assert given.exit_code == 0 and "processes:    1" in given.output

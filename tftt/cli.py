@@ -25,7 +25,7 @@ def deidentify(
     dst: Annotated[Path, typer.Argument(help="Folder for verified, de-identified files")],
     quarantine_dir: Annotated[Path, typer.Option("--quarantine", help="Folder for quarantined inputs")],
     profile: Annotated[str | None, typer.Option(help="Second-pass profile name")] = None,
-    workers: Annotated[int, typer.Option(min=1, help="Processes")] = 1,
+    workers: Annotated[int | None, typer.Option(min=1, help="Processes (default: deid.workers)")] = None,
 ) -> None:
     """First pass, automatic pixel cleaning, second pass and verification of every file in SRC."""
     from tftt.headless import build_pipeline, run_headless
@@ -39,7 +39,9 @@ def deidentify(
         )
     key = load_or_create_key(settings)
     pipeline = build_pipeline(settings, key, make_pixel_stage(settings))
-    summary = run_headless(src, dst, quarantine_dir, pipeline, workers=workers)
+    processes = workers or settings.deid.workers
+    summary = run_headless(src, dst, quarantine_dir, pipeline, workers=processes)
+    typer.echo(f"processes:    {processes}")
     typer.echo(f"inputs:       {summary.inputs}")
     typer.echo(f"written:      {summary.written}")
     if summary.already_present:

@@ -110,7 +110,7 @@ class DeidSettings(_Section):
     rules_dir: Path | None = Field(None, description="Override the shipped anonymization_rules/")
     site_overrides: Path | None = None
     ocr: bool = True
-    workers: int = 1
+    workers: int = Field(1, ge=1, description="Processes of `tftt deidentify` (its --workers overrides)")
 
 
 class ReviewSettings(_Section):
