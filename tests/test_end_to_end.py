@@ -86,7 +86,9 @@ def world(tmp_path_factory, prefect_server) -> Iterator[dict]:
         while time.monotonic() < deadline:
             assert service.poll() is None, log.read_text()[-3000:]
             try:
-                up = httpx.get(f"{api_url}/deployments/name/process-case/process-case", timeout=2).status_code == 200
+                up = all(httpx.get(f"{api_url}/deployments/name/{name}", timeout=2).status_code == 200
+                         for name in ("process-case/process-case", "publish-ready-cases/publish-ready-cases",
+                                      "take-down-case/take-down-case"))
                 if up and httpx.get(f"http://127.0.0.1:{web_port}/health", timeout=2).status_code == 200:
                     break
             except httpx.HTTPError:
@@ -130,7 +132,7 @@ def _assert_replay_used_the_cache(flow_run_id: UUID) -> None:
         states = sorted(run.state.name for run in runs if run.name.rsplit("-", 1)[0] == step and run.state)
         assert states == ["Cached", "Completed"], (step, states)
     assert sorted(run.name.rsplit("-", 1)[0] for run in runs if run.state and run.state.name == "Completed") == [
-        "finish", "first-pass", "prepare-review", "publish-or-mark-ready", "retrieve"]
+        "check-teaching-text", "finish", "first-pass", "prepare-review", "publish-or-mark-ready", "retrieve"]
 
 
 def test_orthanc_to_published_through_a_suspended_review(world, prefect_server):

@@ -87,11 +87,14 @@ def verify(
 
 
 @app.command()
-def serve() -> None:
-    """Serve the process-case and nightly deployments, the PACS webhook and the review page."""
+def serve(
+    web_only: Annotated[bool, typer.Option(
+        "--web-only", help="Several machines: only the webhook and review page; workers run the flows")] = False,
+) -> None:
+    """Serve the process-case, nightly and take-down deployments, the PACS webhook and the review page."""
     from tftt.service import serve as run_service
 
-    run_service(_settings())
+    run_service(_settings(), deployments=not web_only)
 
 
 @app.command()

@@ -59,8 +59,14 @@ def _reconcile_forever(settings: Settings, stop: threading.Event) -> None:
                 log.warning("reconcile from Orthanc failed (%s); retrying in %.0f s", exc.code, RECONCILE_SECONDS)
 
 
-def serve(settings: Settings) -> None:
-    """Run the service until interrupted.
+def serve(settings: Settings, *, deployments: bool = True) -> None:
+    """Run the service until interrupted: the webhook and review page, the reconciliation with
+    Orthanc's changes feed, and (unless ``deployments`` is False) Prefect's ``serve`` of the
+    process-case, nightly and take-down deployments.
+
+    With ``deployments=False`` (several machines) the flows run on the workers of the ``tftt``
+    work pool, deployed from ``prefect.yaml`` under the same names, and this process only starts
+    their runs.
 
     Raises:
         ConfigurationError: the webhook or database is misconfigured.
@@ -69,6 +75,7 @@ def serve(settings: Settings) -> None:
 
     from flows.process_case import process_case
     from flows.publish_ready_cases import publish_ready_cases
+    from flows.take_down_case import take_down_flow
 
     quiet_libraries()
     settings = with_embedded_web_secrets(settings)
@@ -78,20 +85,27 @@ def serve(settings: Settings) -> None:
     app = create_app(settings, engine=engine, start_case_run=start_case_run)
     web = uvicorn.Server(uvicorn.Config(app, host=settings.web.host, port=settings.web.port,
                                         log_level="warning", access_log=False))
-    threading.Thread(target=web.run, name="tftt-web", daemon=True).start()
     stop = threading.Event()
     if settings.source.kind is SourceKind.DICOMWEB:
         threading.Thread(target=_reconcile_forever, args=(settings, stop), name="tftt-reconcile",
                          daemon=True).start()
+    if not deployments:
+        try:
+            web.run()
+        finally:
+            stop.set()
+        return
+    threading.Thread(target=web.run, name="tftt-web", daemon=True).start()
     deadline = time.monotonic() + 30
     while not web.started and time.monotonic() < deadline:
         time.sleep(0.1)
     try:
-        deployments = [
+        served = [
             process_case.to_deployment(name="process-case", concurrency_limit=4),
             publish_ready_cases.to_deployment(name="publish-ready-cases", cron=settings.publish.nightly_cron),
+            take_down_flow.to_deployment(name="take-down-case"),
         ]
-        prefect_serve(*deployments, limit=4)  # type: ignore[arg-type]  # sync context: not coroutines
+        prefect_serve(*served, limit=4)  # type: ignore[arg-type]  # sync context: not coroutines
     finally:
         stop.set()
         web.should_exit = True
