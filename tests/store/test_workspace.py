@@ -82,15 +82,6 @@ def test_relative_paths_round_trip_and_stay_inside(tmp_path: Path) -> None:
         ws.resolve("/etc/passwd")
 
 
-def test_remove_deletes_the_case_folder_only(tmp_path: Path) -> None:
-    ws = CaseWorkspace(tmp_path, CASE).ensure()
-    other = CaseWorkspace(tmp_path, "c-ffffffffffffffff").ensure()
-    ws.write_bytes(Area.INCOMING, "a.dcm", b"x")
-    ws.remove()
-    ws.remove()
-    assert not ws.path.exists() and other.path.exists()
-
-
 def test_purge_deletes_only_the_named_areas_and_says_which_existed(tmp_path: Path) -> None:
     ws = CaseWorkspace(tmp_path, CASE).ensure()
     ws.write_bytes(Area.INCOMING, "a.dcm", b"x")

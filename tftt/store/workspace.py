@@ -140,11 +140,6 @@ class CaseWorkspace:
         parts = relative.split("/")
         return contained_path(self.path, *parts)
 
-    def remove(self) -> None:
-        """Delete the whole case folder (after publication or expiry); idempotent."""
-        if self.path.exists():
-            shutil.rmtree(self.path)
-
     def purge(self, areas: tuple[Area, ...]) -> tuple[Area, ...]:
         """Delete ``areas`` of the case folder; returns those that held anything (an empty area
         folder, as :meth:`ensure` makes, is deleted without being reported). Idempotent.
