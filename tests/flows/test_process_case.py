@@ -445,3 +445,22 @@ def test_teaching_text_with_the_patients_name_is_asked_for_again(case_env):
     assert len(seen) == 2 and seen[1].endswith("review-2")
     manifest = (settings.publish.folder / case_id / "manifest.json").read_text()
     assert who.family_name.lower() not in manifest.lower()
+
+
+def test_a_failed_run_marks_its_case_failed(tmp_path, monkeypatch, prefect_server):
+    """The flow's on_failure hook (the flow is async; the hook is not) records FAILED."""
+    from flows.process_case import process_case
+
+    source = tmp_path / "source"
+    source.mkdir()
+    monkeypatch.setenv("TFTT_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("TFTT_REVIEW__MODE", "pause")
+    monkeypatch.setenv("TFTT_SOURCE__KIND", "folder")
+    monkeypatch.setenv("TFTT_SOURCE__FOLDER", str(source))
+    monkeypatch.setenv("TFTT_SECRET_KEY", "flow-test-secret-key-0123456789abcdef")
+    rt = runtime(Settings())
+    case, _ = transact(rt.engine, lambda s: create_or_get_case_for_study(
+        s, "1.2.826.0.1.3680043.10.997.1", None, "test", None))  # not in the folder: refused, not retried
+    state = asyncio.run(process_case(case.id, return_state=True))
+    assert state.is_failed()
+    assert transact(rt.engine, lambda s: get_case(s, case.id)).status == CaseStatus.FAILED
