@@ -60,6 +60,7 @@ from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
 from tftt.errors import TargetRejectedError, TargetUnavailableError, TfttError, UnsupportedInputError
+from tftt.pixels.preview import CT_WINDOW_PRESETS
 from tftt.review_decision import ReviewDecision
 from tftt.review_index import ReviewIndex
 from tftt.settings import Settings
@@ -456,6 +457,7 @@ def create_review_router(
             "images": images,
             "series": list(series.values()),
             "proposed_spec": index.proposed_spec.model_dump(mode="json") if index else None,
+            "window_presets": list(CT_WINDOW_PRESETS),
             "urls": {
                 "decision": f"{base}/decision",
                 "status": f"{base}/status",
@@ -474,6 +476,7 @@ def create_review_router(
             images=images,
             case_quarantine=case_quarantine,
             run_url=prefect_run_url(web, case.flow_run_id),
+            window_presets=list(CT_WINDOW_PRESETS.items()),
             data=data,
         )
 
