@@ -8,16 +8,19 @@ from pydicom import uid
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
+from tftt.errors import UnsupportedInputError
 from tftt.pixels.codecs import DecodedPixels, decode_frames
 from tftt.pixels.preview import (
+    CT_WINDOW_PRESETS,
     Window,
     display_frames,
     encode_jpeg,
     percentile_window,
+    render_frame,
     render_previews,
     sample_frame_numbers,
 )
-from tftt.redaction_spec import EllipseAnnotation
+from tftt.redaction_spec import ArrowAnnotation, EllipseAnnotation, FrameRange
 
 from .images import CT_IMAGE, ENHANCED_CT, dataset_bytes, in_syntax, make_dataset
 
@@ -150,3 +153,50 @@ def test_window_and_jpeg_cost_about_two_milliseconds_per_512_frame():
         encode_jpeg(display_frames(one, ds, frame_numbers=[i + 1])[0])
     per_frame = (time.perf_counter() - start) / 10
     assert per_frame < 0.02  # measured about 1.2 ms here; generous for a shared CI machine
+
+
+def _cine(n: int, *, windowed: bool) -> Dataset:
+    """A greyscale RLE cine whose frames differ, with or without a header window."""
+    rng = np.random.default_rng(11)
+    frames = np.stack([rng.integers(100 * i, 100 * i + 900, (40, 48), dtype=np.uint16) for i in range(n)])
+    ds = in_syntax(make_dataset(frames, bits_stored=12), uid.RLELossless, frames)
+    if windowed:
+        ds.WindowCenter, ds.WindowWidth = 1500, 3000
+    return ds
+
+
+@pytest.mark.parametrize("windowed", [True, False])
+def test_render_frame_equals_the_preview_of_that_frame(windowed: bool) -> None:
+    ds = _cine(30, windowed=windowed)
+    before = dataset_bytes(ds)
+    arrow = ArrowAnnotation(tail_x=2, tail_y=2, head_x=30, head_y=20, frames=FrameRange(first=11, last=30))
+    previews = render_previews(ds, max_frames=4, annotations=[arrow])
+    for preview in previews:
+        assert render_frame(ds, preview.frame_number, max_frames=4, annotations=[arrow]) == preview.jpeg
+    plain = render_previews(ds, max_frames=4)
+    assert render_frame(ds, 20, max_frames=4) == plain[2].jpeg != previews[2].jpeg
+    assert dataset_bytes(ds) == before
+    # a frame that is not sampled is windowed as the sampled ones are
+    assert Image.open(io.BytesIO(render_frame(ds, 5, max_frames=4))).size == (48, 40)
+
+
+def test_render_frame_of_colour_and_of_a_single_frame():
+    arr = np.arange(3 * 4 * 6 * 3, dtype=np.uint8).reshape(3, 4, 6, 3)
+    ds = make_dataset(arr)
+    assert [render_frame(ds, n) for n in (1, 2, 3)] == [p.jpeg for p in render_previews(ds)]
+    single = _ct([0, 864, 1064, 1264, 4095])
+    assert render_frame(single, 1) == render_previews(single)[0].jpeg
+    with pytest.raises(UnsupportedInputError, match="outside"):
+        render_frame(single, 2)
+
+
+def test_ct_window_presets_change_the_rendering_and_the_default_is_the_header_window():
+    ds = _ct([24, 424, 624, 1064, 1464, 2024, 4095])  # -1000, -600, -400, 40, 440, 1000, 3071 HU
+    ds.WindowCenter, ds.WindowWidth = 40, 400
+    default = render_frame(ds, 1)
+    assert render_frame(ds, 1, window=CT_WINDOW_PRESETS["soft-tissue"]) == default
+    lung = render_frame(ds, 1, window=CT_WINDOW_PRESETS["lung"])
+    assert lung != default
+    row = np.asarray(Image.open(io.BytesIO(lung)).convert("L"))[4].astype(int)
+    assert abs(int(row[1]) - 128) < 20  # -600 HU is the lung window's centre
+    assert set(CT_WINDOW_PRESETS) == {"soft-tissue", "lung", "bone", "brain"}

@@ -2,25 +2,31 @@
 
 Made with the project's own generator: a burned-in ultrasound cine from
 :func:`tftt.synth.studies.us_cine` rendered by :func:`tftt.pixels.preview.render_previews`
-(its :class:`~tftt.synth.burnin.BurnedBox` is the ground truth of the burned-in text), plus,
-on request, many small single-frame images drawn with numpy/Pillow (for the page-time
-measurement). Writes the workspace's ``previews/`` and ``index.json`` the way the case flow
-does, and the case and instance rows through :mod:`tftt.store.cases`.
+(its :class:`~tftt.synth.burnin.BurnedBox` is the ground truth of the burned-in text), on
+request a CT slice from :func:`tftt.synth.studies.ct_series`, plus, on request, many small
+single-frame images drawn with numpy/Pillow (for the page-time measurement; they have no
+DICOM). Writes the cine's and the CT's DICOM to ``first_pass/<published uid>.dcm`` (the
+server renders its "after" views and window presets from there), the workspace's
+``previews/`` and ``index.json`` the way the case flow does, and the case and instance rows
+through :mod:`tftt.store.cases`.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import itertools
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from pydantic import SecretStr
+from pydicom import dcmwrite
+from pydicom.dataset import Dataset
 from sqlalchemy.engine import Engine
 
 from tests.web.conftest import BEARER_TOKEN, HMAC_SECRET
-from tftt.pixels.preview import encode_jpeg, render_previews
+from tftt.pixels.preview import FramePreview, encode_jpeg, render_previews
 from tftt.redaction_spec import InstanceEdits, Rectangle, RedactionSpec
 from tftt.review_index import INDEX_FILE, THUMBNAIL_FILE, ReviewImage, ReviewIndex, frame_file
 from tftt.settings import Settings, WebSettings
@@ -30,7 +36,7 @@ from tftt.store.files import atomic_write_bytes, contained_path
 from tftt.store.workspace import Area, CaseWorkspace
 from tftt.synth.burnin import BurnedBox
 from tftt.synth.canaries import make_identity
-from tftt.synth.studies import us_cine
+from tftt.synth.studies import ct_series, us_cine
 from tftt.web.review_accounts import hash_password
 
 REVIEWER = "dr.review"
@@ -78,6 +84,7 @@ class SyntheticCase:
     columns: int
     frames: int
     proposal: Rectangle
+    ct_uid: str | None = None
 
 
 def _plain_image(number: int, size: int = 96) -> np.ndarray:
@@ -96,10 +103,12 @@ def make_case(
     cine_frames: int = 12,
     preview_frames: int = 6,
     extra_images: int = 0,
+    ct_size: int | None = None,
     seed: int = 7,
 ) -> SyntheticCase:
     """A case awaiting review: one burned-in US cine, optionally ``extra_images`` more
-    single-frame images in a second series; ``flow_run_id`` is recorded when given."""
+    single-frame images in a second series and a ``ct_size`` square CT slice in a third;
+    ``flow_run_id`` is recorded when given."""
     n = next(_counter)
     who = make_identity(seed)
     obj = us_cine(who, frames=cine_frames, size=320)[0]
@@ -126,11 +135,7 @@ def make_case(
 
     cine_uid = published_uid(seed, n, 1, 1)
     cine_series = published_uid(seed, n, 1)
-    previews = render_previews(ds, max_frames=preview_frames)
-    folder = ws.file(Area.PREVIEWS, cine_uid)
-    for preview in previews:
-        atomic_write_bytes(contained_path(folder, frame_file(preview.frame_number)), preview.jpeg)
-    atomic_write_bytes(contained_path(folder, THUMBNAIL_FILE), previews[0].thumbnail)
+    previews = _write_image(ws, cine_uid, ds, preview_frames)
     proposal = Rectangle(x=0, y=rows - 20, width=120, height=20, source="device-rule")
     images = [
         ReviewImage(
@@ -199,6 +204,39 @@ def make_case(
                 instance_number=k,
             )
         )
+    ct_uid = None
+    if ct_size is not None:
+        ct = ct_series(who, slices=1, size=ct_size)[0].dataset
+        ct_uid = published_uid(seed, n, 3, 1)
+        ct_series_uid = published_uid(seed, n, 3)
+        ct_previews = _write_image(ws, ct_uid, ct, preview_frames)
+        images.append(
+            ReviewImage(
+                sop_instance_uid=ct_uid,
+                series_uid=ct_series_uid,
+                series_number=3,
+                series_description="AXIAL CHEST",
+                instance_number=1,
+                modality="CT",
+                rows=ct_size,
+                columns=ct_size,
+                frames=1,
+                preview_frames=tuple(p.frame_number for p in ct_previews),
+            )
+        )
+        infos.append(
+            cases.InstanceInfo(
+                study_uid=published_uid(seed, n),
+                series_uid=ct_series_uid,
+                sop_instance_uid=ct_uid,
+                sop_class_uid=str(ct.SOPClassUID),
+                rows=ct_size,
+                columns=ct_size,
+                modality="CT",
+                series_number=3,
+                instance_number=1,
+            )
+        )
     index = ReviewIndex(
         case_id=case_id,
         images=tuple(images),
@@ -219,4 +257,18 @@ def make_case(
         columns=columns,
         frames=cine_frames,
         proposal=proposal,
+        ct_uid=ct_uid,
     )
+
+
+def _write_image(ws: CaseWorkspace, uid: str, ds: Dataset, preview_frames: int) -> list[FramePreview]:
+    """Write the image's first-pass DICOM, its previews and thumbnail as the case flow does."""
+    buffer = io.BytesIO()
+    dcmwrite(buffer, ds, enforce_file_format=True)
+    atomic_write_bytes(ws.file(Area.FIRST_PASS, f"{uid}.dcm"), buffer.getvalue())
+    previews = render_previews(ds, max_frames=preview_frames)
+    folder = ws.file(Area.PREVIEWS, uid)
+    for preview in previews:
+        atomic_write_bytes(contained_path(folder, frame_file(preview.frame_number)), preview.jpeg)
+    atomic_write_bytes(contained_path(folder, THUMBNAIL_FILE), previews[0].thumbnail)
+    return previews

@@ -337,6 +337,51 @@ def resume_in_prefect_ui(page: Any, api_url: str, run_id: str, decision: ReviewD
     dialog.wait_for(state="hidden", timeout=15_000)
 
 
+def test_before_after_toggle_and_ct_window_presets(
+    browser: Any, live: str, rsettings: Settings, rengine: Engine
+) -> None:
+    """Draw a blackout, toggle to After (F): the canvas shows the server's after render of the
+    current frame (black where the text was); toggle back; a CT image offers window presets."""
+    case = make_case(rsettings, rengine, ct_size=64)
+    context = browser.new_context(viewport=VIEWPORT)
+    page = context.new_page()
+    frames: list[str] = []
+    page.on("request", lambda request: frames.append(request.url) if "/frames/" in request.url else None)
+    log_in(page, live, f"/review/cases/{case.case_id}")
+    page.wait_for_load_state("networkidle")
+    assert page.locator("#window-opt").is_hidden()  # not offered for US
+    box = case.box
+    page.keyboard.press("b")
+    corner = (box.x + box.width + 1.5, box.y + box.height + 1.5)
+    Canvas(page, case.columns, case.rows).drag((box.x - 1.5, box.y - 1.5), corner)
+    page.keyboard.press("f")
+    view = page.locator("#view")
+    page.wait_for_function("() => document.getElementById('view').dataset.afterWidth > 0")
+    assert view.get_attribute("data-view") == "after"
+    src = view.get_attribute("data-after-src")
+    assert src == f"/review/cases/{case.case_id}/images/{case.cine_uid}/after.jpg?frame=1"
+    assert int(view.get_attribute("data-after-width")) == case.columns
+    centre = (box.x + box.width // 2, box.y + box.height // 2)
+    inside = page.evaluate(
+        "([x, y]) => Array.from(document.getElementById('view').getContext('2d').getImageData(x, y, 1, 1).data)",
+        list(centre),
+    )
+    assert max(inside[:3]) < 30  # the text is blacked out in the server's render
+    page.keyboard.press("f")
+    assert view.get_attribute("data-view") == "before"
+    assert "after" not in (page.locator("#stage").get_attribute("class") or "")
+
+    # the CT image: presets re-render the frame on the server
+    page.click('.thumb[data-index="1"]')
+    assert page.locator("#window-opt").is_visible()
+    page.select_option("#window-preset", "lung")
+    page.wait_for_load_state("networkidle")
+    assert any(url.endswith(f"/images/{case.ct_uid}/frames/1.jpg?window=lung") for url in frames)
+    page.keyboard.press("w")  # the next preset
+    assert page.locator("#window-preset").input_value() == "bone"
+    context.close()
+
+
 def test_screenshots_at_1280x800(
     browser: Any, live: str, rsettings: Settings, rengine: Engine, tmp_path: Path
 ) -> None:

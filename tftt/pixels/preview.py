@@ -11,6 +11,11 @@ with more than 8 bits is shifted down to 8.
 
 Previews are at full resolution unless ``max_size`` is given, so coordinates a reviewer reads
 off a preview are image pixel coordinates. Frame numbers start at 1, as in the redaction spec.
+
+:func:`render_frame` renders ONE of those frames on demand (the review page's "after" view and
+CT window presets, :data:`CT_WINDOW_PRESETS`), byte-identical to what :func:`render_previews`
+gives for that frame with the same arguments; it decodes only that frame unless the window
+has to come from the percentiles of the sampled frames.
 """
 
 from __future__ import annotations
@@ -40,6 +45,15 @@ class Window:
 
     center: float
     width: float
+
+
+#: Named VOI windows for CT, in HU, offered by the review page (name -> window).
+CT_WINDOW_PRESETS: dict[str, Window] = {
+    "soft-tissue": Window(center=40.0, width=400.0),
+    "lung": Window(center=-600.0, width=1500.0),
+    "bone": Window(center=300.0, width=2000.0),
+    "brain": Window(center=40.0, width=80.0),
+}
 
 
 @dataclass(frozen=True)
@@ -85,16 +99,7 @@ def render_previews(
             :func:`tftt.pixels.codecs.decode_frames`).
     """
     numbers = sample_frame_numbers(frame_count(ds), max_frames)
-    if len(numbers) == frame_count(ds):
-        pixels = decode_frames(ds)
-    else:
-        parts = [decode_frames(ds, index=n - 1) for n in numbers]
-        pixels = DecodedPixels(
-            frames=np.concatenate([p.frames for p in parts]),
-            photometric_interpretation=parts[0].photometric_interpretation,
-            bits_stored=parts[0].bits_stored,
-            pixel_representation=parts[0].pixel_representation,
-        )
+    pixels = _decode_sampled(ds, numbers)
     display = display_frames(pixels, ds, frame_numbers=numbers, window=window)
     if annotations:
         from tftt.pixels.annotate import burn_annotations
@@ -120,6 +125,64 @@ def render_previews(
             )
         )
     return previews
+
+
+def render_frame(
+    ds: Dataset,
+    frame_number: int,
+    *,
+    max_frames: int = DEFAULT_MAX_FRAMES,
+    quality: int = DEFAULT_QUALITY,
+    window: Window | None = None,
+    annotations: Sequence[Annotation] = (),
+) -> bytes:
+    """The JPEG of frame ``frame_number`` (from 1), as :func:`render_previews` renders it.
+
+    The bytes equal ``render_previews(ds, max_frames=..., quality=..., window=...,
+    annotations=...)``'s JPEG of that frame (at full size; ``frame_number`` need not be one of
+    the sampled frames). Only that frame is decoded, unless its window has to be the
+    percentile window of the sampled frames (greyscale, no ``window``, no header window,
+    no VOI LUT): then the sampled frames are decoded, as :func:`render_previews` does.
+
+    Raises:
+        UnsupportedInputError: the pixel data cannot be decoded (see
+            :func:`tftt.pixels.codecs.decode_frames`), or ``frame_number`` is not a frame of
+            ``ds`` (code ``frame-out-of-range``).
+    """
+    pixels = decode_frames(ds, index=frame_number - 1)
+    chosen = window
+    if pixels.samples_per_pixel == 1 and window is None and _needs_auto_window(ds, frame_number):
+        numbers = sample_frame_numbers(frame_count(ds), max_frames)
+        sampled = _decode_sampled(ds, numbers)
+        first = next(n for n in numbers if _needs_auto_window(ds, n))
+        chosen = percentile_window(sampled.frames, ds, *_rescale(ds, first))
+    display = display_frames(pixels, ds, frame_numbers=[frame_number], window=chosen)
+    if annotations:
+        from tftt.pixels.annotate import burn_annotations
+
+        rgb = _as_rgb(display)
+        display = burn_annotations(
+            rgb, annotations, frame_numbers=[frame_number], in_place=rgb is not pixels.frames
+        )
+    return encode_jpeg(Image.fromarray(display[0]), quality)
+
+
+def _decode_sampled(ds: Dataset, numbers: Sequence[int]) -> DecodedPixels:
+    """The frames ``numbers`` (from 1) of ``ds`` (all of them in one decode when they are all)."""
+    if len(numbers) == frame_count(ds):
+        return decode_frames(ds)
+    parts = [decode_frames(ds, index=n - 1) for n in numbers]
+    return DecodedPixels(
+        frames=np.concatenate([p.frames for p in parts]),
+        photometric_interpretation=parts[0].photometric_interpretation,
+        bits_stored=parts[0].bits_stored,
+        pixel_representation=parts[0].pixel_representation,
+    )
+
+
+def _needs_auto_window(ds: Dataset, frame_number: int) -> bool:
+    """True when :func:`display_frames` would window this greyscale frame by percentiles."""
+    return _header_window(ds, frame_number) is None and not _has_voi_lut(ds)
 
 
 def encode_jpeg(image: Image.Image | np.ndarray, quality: int = DEFAULT_QUALITY) -> bytes:

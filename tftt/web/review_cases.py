@@ -256,7 +256,8 @@ def _known_names() -> frozenset[str]:
 _KNOWN = _known_names()
 
 
-def _dotted(loc: Iterable[int | str]) -> str:
+def dotted_field(loc: Iterable[int | str]) -> str:
+    """A pydantic error location as a decision's dotted field name (unknown names hidden)."""
     out = ""
     for part in loc:
         if isinstance(part, int):
@@ -272,7 +273,8 @@ _PROBLEM = re.compile(
 )
 
 
-def _problem_field(problem: str) -> str:
+def problem_field(problem: str) -> str:
+    """The decision field a geometry problem of :func:`validate_against_geometry` is about."""
     match = _PROBLEM.match(problem)
     if match is None:
         return "spec"
@@ -296,13 +298,13 @@ def check_decision(body: bytes, index: ReviewIndex) -> tuple[ReviewDecision | No
         decision = ReviewDecision.model_validate_json(body)
     except ValidationError as exc:
         errors = [
-            FieldError(_dotted(error["loc"]), error["msg"])
+            FieldError(dotted_field(error["loc"]), error["msg"])
             for error in exc.errors(include_input=False, include_url=False, include_context=False)
         ]
         return None, errors
     problems = validate_against_geometry(decision.spec, geometry_of(index))
     if problems:
-        return None, [FieldError(_problem_field(p), p) for p in problems]
+        return None, [FieldError(problem_field(p), p) for p in problems]
     return decision, []
 
 

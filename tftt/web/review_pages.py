@@ -10,7 +10,12 @@ Mounted under ``/review`` by :func:`tftt.web.app.create_app` (or on its own with
 ``GET  /review/cases``                                   cases awaiting review, newest first
 ``GET  /review/cases/{case_id}``                         the case page (viewer, tools, metadata form)
 ``GET  /review/cases/{case_id}/images/{uid}/thumb.jpg``  thumbnail of a listed image
-``GET  /review/cases/{case_id}/images/{uid}/frames/{n}.jpg``  preview of a listed frame
+``GET  /review/cases/{case_id}/images/{uid}/frames/{n}.jpg``  preview of a listed frame;
+                                                         ``?window=<preset>``: re-rendered (CT only)
+``POST /review/cases/{case_id}/images/{uid}/after.jpg?frame=N[&window=<preset>]``
+                                                         the frame after the edits of the
+                                                         RedactionSpec JSON in the body, header
+                                                         ``X-CSRF-Token``
 ``POST /review/cases/{case_id}/decision``                ReviewDecision JSON, header ``X-CSRF-Token``
 ``GET  /review/cases/{case_id}/status``                  case status and flow run state (JSON)
 ``GET  /review/static/{review.js,review.css}``           the page's script and style
@@ -20,6 +25,17 @@ Pages ask an anonymous visitor to log in (303 to the login form); images and JSO
 Every POST needs the session's CSRF token (403 otherwise). URLs carry case ids and published
 UIDs only. Previews (which may show identifiers before redaction) are sent with
 ``Cache-Control: no-store``, like every page.
+
+A frame without ``window`` is the stored preview file, byte for byte. With ``window`` (a name
+of :data:`tftt.pixels.preview.CT_WINDOW_PRESETS`) the frame is rendered from the first-pass
+DICOM with that VOI window: 422 ``{"errors": [...]}`` for an unknown preset or an image that is
+not CT, 404 for an image, frame or first-pass file the case does not have.
+
+``POST .../after.jpg`` renders the frame as it will be published (see
+:mod:`tftt.web.review_renders`): 200 JPEG; 422 with field errors named as in a decision
+(``spec.instances[0].crop``) for an invalid spec or preset, a malformed ``frame``, or an
+excluded image; 413 when the body exceeds 2 MiB; 404 for an unknown case, image or frame; 409
+when the case is not awaiting review; 401/403 as above. Rendering runs in a worker thread.
 
 ``POST .../decision`` answers 200 ``{"status": "resumed"}``; 422 ``{"errors": [{field,
 message}]}`` when the decision is invalid (nothing is resumed or recorded); 409 when the case or
@@ -44,6 +60,7 @@ from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
 from tftt.errors import TargetRejectedError, TargetUnavailableError, TfttError, UnsupportedInputError
+from tftt.pixels.preview import CT_WINDOW_PRESETS
 from tftt.review_decision import ReviewDecision
 from tftt.review_index import ReviewIndex
 from tftt.settings import Settings
@@ -76,6 +93,15 @@ from tftt.web.review_cases import (
     decision_summary,
     image_flags,
     preview_file,
+)
+from tftt.web.review_renders import (
+    MAX_SPEC_BYTES,
+    check_after_spec,
+    listed_image,
+    render_after,
+    render_target,
+    render_window,
+    window_preset,
 )
 from tftt.web.review_resume import (
     ResumeRejectedError,
@@ -431,6 +457,7 @@ def create_review_router(
             "images": images,
             "series": list(series.values()),
             "proposed_spec": index.proposed_spec.model_dump(mode="json") if index else None,
+            "window_presets": list(CT_WINDOW_PRESETS),
             "urls": {
                 "decision": f"{base}/decision",
                 "status": f"{base}/status",
@@ -449,6 +476,7 @@ def create_review_router(
             images=images,
             case_quarantine=case_quarantine,
             run_url=prefect_run_url(web, case.flow_run_id),
+            window_presets=list(CT_WINDOW_PRESETS.items()),
             data=data,
         )
 
@@ -477,7 +505,80 @@ def create_review_router(
             if user_of(session_of(request)) is None:
                 return _json({"detail": "log in first"}, 401)
             return _json({"detail": "not found"}, 404)
-        return await preview(request, case_id, uid, int(number))
+        preset = request.query_params.get("window")
+        if preset is None:
+            return await preview(request, case_id, uid, int(number))
+        return await windowed(request, case_id, uid, int(number), preset)
+
+    async def windowed(request: Request, case_id: str, uid: str, number: int, preset: str) -> Response:
+        if user_of(session_of(request)) is None:
+            return _json({"detail": "log in first"}, 401)
+        if not is_case_id(case_id):
+            return _json({"detail": "not found"}, 404)
+        workspace = CaseWorkspace.for_settings(settings, case_id)
+        try:
+            index = await run_in_threadpool(indexes.load, workspace)
+        except TfttError:
+            return _json({"detail": "not found"}, 404)
+        image = None if index is None else listed_image(index, uid)
+        if image is None or number not in image.preview_frames:
+            return _json({"detail": "not found"}, 404)
+        window, problems = window_preset(preset, image)
+        if window is None:
+            return _errors(problems, 422)
+        target = render_target(workspace, image)
+        if target is None:
+            return _json({"detail": "not found"}, 404)
+        try:
+            jpeg = await run_in_threadpool(render_window, target, number, window)
+        except TfttError as exc:
+            log.error("case %s: a windowed frame cannot be rendered (%s)", case_id, exc.code)
+            return _errors([FieldError("(image)", exc.message)], 422)
+        return _secured(Response(jpeg, media_type="image/jpeg"))
+
+    @router.post("/cases/{case_id}/images/{uid}/after.jpg")
+    async def after(request: Request, case_id: str, uid: str) -> Response:
+        session = session_of(request)
+        if user_of(session) is None or session is None:
+            return _json({"detail": "log in first"}, 401)
+        if not csrf_matches(session.csrf_token, request.headers.get(CSRF_HEADER)):
+            return _json({"detail": "missing or bad CSRF token"}, 403)
+        if not is_case_id(case_id):
+            return _json({"detail": "not found"}, 404)
+        body = await _read_body(request, MAX_SPEC_BYTES)
+        if body is None:
+            return _errors([FieldError("spec", "the spec is too large")], 413)
+        try:
+            case, index, _ = await run_in_threadpool(load_case, case_id)
+        except DatabaseUnavailableError:
+            return _errors([FieldError("(server)", "the database is unavailable; try again")], 503)
+        except CaseNotFoundError:
+            return _json({"detail": "not found"}, 404)
+        if case.status != CaseStatus.AWAITING_REVIEW:
+            message = f"the case is not awaiting review (it is {case.status.value})"
+            return _errors([FieldError("(case)", message)], 409)
+        image = None if index is None else listed_image(index, uid)
+        if index is None or image is None:
+            return _json({"detail": "not found"}, 404)
+        number = request.query_params.get("frame", "")
+        if not _FRAME.match(number):
+            return _errors([FieldError("frame", "frame must be a frame number")], 422)
+        if int(number) not in image.preview_frames:
+            return _json({"detail": "not found"}, 404)
+        window, problems = window_preset(request.query_params.get("window"), image)
+        edits, spec_problems = await run_in_threadpool(check_after_spec, body, index, image)
+        problems += spec_problems
+        if problems or edits is None:
+            return _errors(problems, 422)
+        target = render_target(CaseWorkspace.for_settings(settings, case_id), image)
+        if target is None:
+            return _json({"detail": "not found"}, 404)
+        try:
+            jpeg = await run_in_threadpool(render_after, target, edits, int(number), window)
+        except TfttError as exc:
+            log.error("case %s: an after view cannot be rendered (%s)", case_id, exc.code)
+            return _errors([FieldError("(image)", exc.message)], 422)
+        return _secured(Response(jpeg, media_type="image/jpeg"))
 
     # ----------------------------------------------------------------- decision and status
 

@@ -35,6 +35,12 @@
   let specOrder = { series: [], instances: [] };
   const undoStack = [];
   const bitmaps = new Map();
+  // the "after" view: the server renders the current image and frame with the current edits
+  let viewAfter = false;
+  let after = null;         // {key, url, bitmap} of the last after render received
+  let afterPending = null;  // the key of the render in flight
+  let windowName = "";      // a CT window preset ("" = the preview's own window)
+  const PRESETS = D.window_presets || [];
 
   function blankEntry() { return { blackouts: [], crop: null, annotations: [], exclude: false }; }
 
@@ -122,26 +128,118 @@
 
   // ------------------------------------------------------------------ drawing
 
+  // the size of what the canvas shows: the image, or its after render (smaller after a crop)
+  function viewSize() {
+    const im = cur();
+    const shown = viewAfter && after && after.key === afterKey() ? after.bitmap : null;
+    return shown ? { w: shown.width, h: shown.height } : { w: im.columns, h: im.rows };
+  }
+
   function zoom() {
     const im = cur();
     if (!im) return 1;
     if (zoomMode !== "fit") return zoomMode;
+    const v = viewSize();
     const w = Math.max(50, stage.clientWidth - 8), h = Math.max(50, stage.clientHeight - 8);
-    return Math.min(w / im.columns, h / im.rows);
+    return Math.min(w / v.w, h / v.h);
   }
 
   function applyZoom() {
     const im = cur();
     if (!im) return;
     const z = zoom();
-    canvas.style.width = Math.round(im.columns * z) + "px";
-    canvas.style.height = Math.round(im.rows * z) + "px";
+    const v = viewSize();
+    if (canvas.width !== v.w || canvas.height !== v.h) { canvas.width = v.w; canvas.height = v.h; }
+    canvas.style.width = Math.round(v.w * z) + "px";
+    canvas.style.height = Math.round(v.h * z) + "px";
     $("zoom-label").textContent = (zoomMode === "fit" ? "fit " : "") + Math.round(z * 100) + "%";
     render();
   }
 
+  function windowOf(im) { return windowName && im.modality === "CT" ? windowName : ""; }
+
   function frameUrl(im, n) {
-    return D.urls.images + "/" + encodeURIComponent(im.uid) + "/frames/" + n + ".jpg";
+    const w = windowOf(im);
+    return D.urls.images + "/" + encodeURIComponent(im.uid) + "/frames/" + n + ".jpg" +
+      (w ? "?window=" + encodeURIComponent(w) : "");
+  }
+
+  function afterUrl(im, n) {
+    const w = windowOf(im);
+    return D.urls.images + "/" + encodeURIComponent(im.uid) + "/after.jpg?frame=" + n +
+      (w ? "&window=" + encodeURIComponent(w) : "");
+  }
+
+  // what the after view of the current image and frame depends on: its URL and the spec
+  function afterKey() {
+    const im = cur();
+    return im ? afterUrl(im, frameNumber()) + "\n" + JSON.stringify(buildSpec()) : "";
+  }
+
+  async function requestAfter() {
+    const im = cur();
+    if (!viewAfter || !im) return;
+    const key = afterKey();
+    if ((after && after.key === key) || afterPending === key) return;
+    afterPending = key;
+    const url = afterUrl(im, frameNumber());
+    let res;
+    try {
+      res = await fetch(url, {
+        method: "POST",
+        credentials: "same-origin",
+        headers: { "Content-Type": "application/json", "X-CSRF-Token": CSRF, Accept: "image/jpeg" },
+        body: JSON.stringify(buildSpec()),
+      });
+    } catch (e) {
+      res = null;
+    }
+    if (afterPending !== key) return;  // superseded
+    afterPending = null;
+    if (!res || !res.ok) {
+      let payload = {};
+      try { payload = res ? await res.json() : {}; } catch (e) { payload = {}; }
+      const errors = payload.errors || [{ field: "(after)", message: res ? (payload.detail || "HTTP " + res.status) : "The server cannot be reached." }];
+      setView(false);
+      showErrors(errors, "The after view cannot be shown:");
+      return;
+    }
+    const bitmap = await createImageBitmap(await res.blob());
+    if (after && after.bitmap) after.bitmap.close();
+    after = { key: key, url: url, bitmap: bitmap };
+    canvas.dataset.afterSrc = url;
+    canvas.dataset.afterWidth = String(bitmap.width);
+    canvas.dataset.afterHeight = String(bitmap.height);
+    if (viewAfter && key === afterKey()) applyZoom();
+  }
+
+  function setView(toAfter) {
+    if (toAfter && !cur()) return;
+    viewAfter = !!toAfter;
+    if (viewAfter) { stopPlay(); drag = null; clearErrors(); }
+    canvas.dataset.view = viewAfter ? "after" : "before";
+    stage.classList.toggle("after-view", viewAfter);
+    const b = $("after-toggle");
+    b.classList.toggle("on", viewAfter);
+    b.setAttribute("aria-pressed", viewAfter ? "true" : "false");
+    $("view-label").textContent = viewAfter ? "After: as it will be published (server render, read-only)" : "";
+    applyZoom();
+    requestAfter();
+  }
+
+  function setWindow(name) {
+    windowName = PRESETS.indexOf(name) >= 0 ? name : "";
+    $("window-preset").value = windowName;
+    if (cur()) bitmap(cur(), frameNumber());
+    applyZoom();
+    requestAfter();
+  }
+
+  function cycleWindow() {
+    const im = cur();
+    if (!im || im.modality !== "CT") return;
+    const names = [""].concat(PRESETS);
+    setWindow(names[(names.indexOf(windowName) + 1) % names.length]);
   }
 
   function bitmap(im, n) {
@@ -247,9 +345,24 @@
     return textBox(s, im);
   }
 
+  function renderAfter() {
+    const v = viewSize();
+    if (after && after.key === afterKey()) {
+      ctx.drawImage(after.bitmap, 0, 0);
+      return;
+    }
+    ctx.fillStyle = "#101214";
+    ctx.fillRect(0, 0, v.w, v.h);
+    ctx.fillStyle = "#9aa4b0";
+    ctx.font = Math.max(10, Math.round(12 / zoom())) + "px sans-serif";
+    ctx.textBaseline = "top";
+    ctx.fillText("Rendering the after view…", 8 / zoom(), 8 / zoom());
+  }
+
   function render() {
     const im = cur();
     if (!im) return;
+    if (viewAfter) { renderAfter(); return; }
     const n = frameNumber();
     const b = bitmap(im, n);
     ctx.setLineDash([]);
@@ -399,6 +512,7 @@
   canvas.addEventListener("pointerdown", function (ev) {
     if (ev.button !== 0 || !cur()) return;
     canvas.focus();
+    if (viewAfter) { setView(false); return; }  // the after view is read-only: back to drawing
     const p = imagePoint(ev);
     if (tool === "select") {
       const h = hit(p);
@@ -498,6 +612,7 @@
     const im = cur();
     canvas.width = im.columns;
     canvas.height = im.rows;
+    $("window-opt").hidden = im.modality !== "CT" || !PRESETS.length;
     const slider = $("frame-slider");
     slider.max = String(im.preview_frames.length - 1);
     slider.value = String(frameIdx);
@@ -532,6 +647,7 @@
   function togglePlay() {
     if (playing) { stopPlay(); return; }
     if (!cur() || cur().preview_frames.length < 2) return;
+    if (viewAfter) setView(false);  // the cine plays the previews
     playing = setInterval(function () { showFrame(frameIdx + 1); }, 125);
     $("play").textContent = "Stop";
   }
@@ -654,7 +770,7 @@
     refreshInfo();
     refreshList();
     refreshStrip();
-    render();
+    if (viewAfter) { applyZoom(); requestAfter(); } else render();
   }
 
   function setTool(name) {
@@ -714,7 +830,8 @@
     return keys;
   }
 
-  function buildDecision(approved) {
+  // the spec as the decision carries it; specOrder maps its positions back to UIDs
+  function buildSpec() {
     const f = form.elements;
     const spec = { spec_version: 1, series: [], instances: [], burn_in_annotations: f.burn_in_annotations.checked };
     specOrder = { series: [], instances: [] };
@@ -730,6 +847,12 @@
       spec.instances.push(toSpec(e, { sop_instance_uid: uid }));
       specOrder.instances.push(uid);
     });
+    return spec;
+  }
+
+  function buildDecision(approved) {
+    const f = form.elements;
+    const spec = buildSpec();
     const text = function (name) { return f[name].value.trim(); };
     let title = text("title");
     if (!approved && !title) title = "(rejected)";
@@ -769,7 +892,7 @@
     return images.findIndex(function (i) { return i.series_uid === uid; });
   }
 
-  function showErrors(errors) {
+  function showErrors(errors, heading) {
     clearErrors();
     const box = $("errors");
     const ul = document.createElement("ul");
@@ -801,7 +924,7 @@
       }
       ul.appendChild(li);
     });
-    box.appendChild(document.createTextNode("The decision was not accepted:"));
+    box.appendChild(document.createTextNode(heading || "The decision was not accepted:"));
     box.appendChild(ul);
     box.hidden = false;
     box.scrollIntoView({ block: "nearest" });
@@ -914,6 +1037,8 @@
   $("zoom-in").addEventListener("click", function () { stepZoom(1); });
   $("zoom-out").addEventListener("click", function () { stepZoom(-1); });
   $("zoom-fit").addEventListener("click", function () { zoomMode = "fit"; applyZoom(); });
+  $("after-toggle").addEventListener("click", function () { setView(!viewAfter); });
+  $("window-preset").addEventListener("change", function () { setWindow($("window-preset").value); });
   $("approve").addEventListener("click", function () { submit(true); });
   $("reject").addEventListener("click", function () { submit(false); });
   window.addEventListener("resize", applyZoom);
@@ -952,11 +1077,14 @@
     else if (key === "0") { zoomMode = "fit"; applyZoom(); }
     else if (key === "1") { zoomMode = 1; applyZoom(); }
     else if (key === "p" || key === "P") togglePlay();
+    else if (key === "f" || key === "F") setView(!viewAfter);
+    else if (key === "w" || key === "W") cycleWindow();
     else handled = false;
     if (handled) ev.preventDefault();
   });
 
   prefill(D.proposed_spec);
+  canvas.dataset.view = "before";
   setTool("select");
   if (images.length) showImage(0);
   else refresh();
