@@ -536,18 +536,26 @@ def create_review_router(
             return _errors([FieldError("(image)", exc.message)], 422)
         return _secured(Response(jpeg, media_type="image/jpeg"))
 
-    @router.post("/cases/{case_id}/images/{uid}/after.jpg")
-    async def after(request: Request, case_id: str, uid: str) -> Response:
+    def not_waiting(case: Case) -> Response:
+        message = f"the case is not awaiting review (it is {case.status.value})"
+        return _errors([FieldError("(case)", message)], 409)
+
+    async def posted_to_waiting_case(
+        request: Request, case_id: str, limit: int, too_large: FieldError
+    ) -> Response | tuple[str, bytes, Case, ReviewIndex | None]:
+        """The checks every POST about a waiting case makes: login, CSRF token, case id, body size,
+        the case awaiting review. Returns the error response, or (user, body, case, index)."""
         session = session_of(request)
-        if user_of(session) is None or session is None:
+        user = user_of(session)
+        if user is None or session is None:
             return _json({"detail": "log in first"}, 401)
         if not csrf_matches(session.csrf_token, request.headers.get(CSRF_HEADER)):
             return _json({"detail": "missing or bad CSRF token"}, 403)
         if not is_case_id(case_id):
             return _json({"detail": "not found"}, 404)
-        body = await _read_body(request, MAX_SPEC_BYTES)
+        body = await _read_body(request, limit)
         if body is None:
-            return _errors([FieldError("spec", "the spec is too large")], 413)
+            return _errors([too_large], 413)
         try:
             case, index, _ = await run_in_threadpool(load_case, case_id)
         except DatabaseUnavailableError:
@@ -555,8 +563,16 @@ def create_review_router(
         except CaseNotFoundError:
             return _json({"detail": "not found"}, 404)
         if case.status != CaseStatus.AWAITING_REVIEW:
-            message = f"the case is not awaiting review (it is {case.status.value})"
-            return _errors([FieldError("(case)", message)], 409)
+            return not_waiting(case)
+        return user, body, case, index
+
+    @router.post("/cases/{case_id}/images/{uid}/after.jpg")
+    async def after(request: Request, case_id: str, uid: str) -> Response:
+        posted = await posted_to_waiting_case(request, case_id, MAX_SPEC_BYTES,
+                                              FieldError("spec", "the spec is too large"))
+        if isinstance(posted, Response):
+            return posted
+        _user, body, _case, index = posted
         image = None if index is None else listed_image(index, uid)
         if index is None or image is None:
             return _json({"detail": "not found"}, 404)
@@ -584,32 +600,19 @@ def create_review_router(
 
     @router.post("/cases/{case_id}/decision")
     async def submit(request: Request, case_id: str) -> Response:
-        session = session_of(request)
-        user = user_of(session)
-        if user is None or session is None:
-            return _json({"detail": "log in first"}, 401)
-        if not csrf_matches(session.csrf_token, request.headers.get(CSRF_HEADER)):
-            return _json({"detail": "missing or bad CSRF token"}, 403)
-        if not is_case_id(case_id):
-            return _json({"detail": "not found"}, 404)
-        body = await _read_body(request, MAX_DECISION_BYTES)
-        if body is None:
-            return _errors([FieldError("(decision)", "the decision is too large")], 413)
-        try:
-            case, index, _ = await run_in_threadpool(load_case, case_id)
-        except DatabaseUnavailableError:
-            return _errors([FieldError("(server)", "the database is unavailable; try again")], 503)
-        except CaseNotFoundError:
-            return _json({"detail": "not found"}, 404)
-        if case.status != CaseStatus.AWAITING_REVIEW or not case.flow_run_id:
-            message = f"the case is not awaiting review (it is {case.status.value})"
-            return _errors([FieldError("(case)", message)], 409)
+        posted = await posted_to_waiting_case(request, case_id, MAX_DECISION_BYTES,
+                                              FieldError("(decision)", "the decision is too large"))
+        if isinstance(posted, Response):
+            return posted
+        user, body, case, index = posted
+        run_id = case.flow_run_id
+        if not run_id:
+            return not_waiting(case)
         if index is None:
             return _errors([FieldError("(case)", "the case has no previews yet")], 409)
         decision, problems = check_decision(body, index)
         if decision is None:
             return _errors(problems, 422)
-        run_id = case.flow_run_id
         error: TfttError | None = None
         try:
             await run_in_threadpool(resume, run_id, decision)
