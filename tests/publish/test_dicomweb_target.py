@@ -10,17 +10,13 @@ import pytest
 
 from tests.orthanc import OrthancServer, orthanc_available
 from tests.pacs.endpoints import dicomweb_settings
-from tftt.deid.engine import DeidContext, compile_profile, deidentify, serialize
-from tftt.deid.rules import load_profile
+from tests.publish.ct_cases import CASE, ct_case
 from tftt.errors import ConfigurationError, TargetRejectedError
-from tftt.publish.base import PublishableCase, PublishableFrame, PublishableImage
+from tftt.publish.base import PublishableCase
 from tftt.publish.dicomweb import DicomwebArchiveTarget
-from tftt.synth.canaries import make_identity
-from tftt.synth.studies import ct_series
 
 pytestmark = [pytest.mark.integration,
               pytest.mark.skipif(not orthanc_available(), reason="Orthanc is not installed")]
-CASE = "c-0123456789abcdef"
 
 
 @pytest.fixture(scope="module")
@@ -32,20 +28,7 @@ def archive(tmp_path_factory) -> Iterator[OrthancServer]:
 
 
 def _case(folder: Path, *, deidentified: bool = True, slices: int = 3) -> PublishableCase:
-    folder.mkdir(parents=True, exist_ok=True)
-    context = DeidContext(rules=compile_profile(load_profile("second-pass")), key=b"t" * 32)
-    images = []
-    for obj in ct_series(make_identity(3), slices=slices):
-        ds = deidentify(obj.dataset, context).dataset if deidentified else obj.dataset
-        path = folder / f"{ds.SOPInstanceUID}.dcm"
-        if deidentified:
-            path.write_bytes(serialize(ds))
-        else:
-            ds.save_as(path, enforce_file_format=True)
-        jpeg = folder / f"{ds.SOPInstanceUID}.jpg"
-        jpeg.write_bytes(b"\xff\xd8\xff\xd9")
-        images.append(PublishableImage(dicom=path, frames=(PublishableFrame(number=1, jpeg=jpeg),)))
-    return PublishableCase(case_id=CASE, metadata={"title": "CT"}, images=tuple(images))
+    return ct_case(folder, 3, deidentified=deidentified, slices=slices)
 
 
 def _settings(archive: OrthancServer):

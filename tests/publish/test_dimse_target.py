@@ -21,19 +21,16 @@ import pytest
 
 from tests.orthanc import OrthancServer, free_port, orthanc_available
 from tests.pacs.endpoints import dicomweb_settings, dimse_settings
-from tftt.deid.engine import DeidContext, compile_profile, deidentify, serialize
-from tftt.deid.rules import load_profile
+from tests.publish.ct_cases import CASE, ct_case
 from tftt.errors import ConfigurationError, TargetError, TargetRejectedError, TargetUnavailableError
-from tftt.publish.base import PublicationReceipt, PublishableCase, PublishableFrame, PublishableImage
+from tftt.publish.base import PublicationReceipt, PublishableCase
 from tftt.publish.dimse import DimseArchiveTarget
 from tftt.publish.registry import make_target
 from tftt.settings import PublishSettings, Settings
 from tftt.synth.canaries import canary_strings, make_identity
-from tftt.synth.studies import ct_series
 
 pytestmark = [pytest.mark.integration,
               pytest.mark.skipif(not orthanc_available(), reason="Orthanc is not installed")]
-CASE = "c-0123456789abcdef"
 DROP = "TFTT-DROP"
 UNKNOWN_SOP_CLASS = "1.2.826.0.1.3680043.10.543.99"  # a private, syntactically valid SOP class
 _FILTER = f"""
@@ -73,21 +70,7 @@ def other(servers: tuple[OrthancServer, OrthancServer]) -> OrthancServer:
 
 
 def _case(folder: Path, seed: int, *, deidentified: bool = True, slices: int = 3) -> PublishableCase:
-    """A CT series of synthetic patient ``seed`` through the second pass, as a case."""
-    folder.mkdir(parents=True, exist_ok=True)
-    context = DeidContext(rules=compile_profile(load_profile("second-pass")), key=b"t" * 32)
-    images = []
-    for obj in ct_series(make_identity(seed), slices=slices, size=32):
-        ds = deidentify(obj.dataset, context).dataset if deidentified else obj.dataset
-        path = folder / f"{ds.SOPInstanceUID}.dcm"
-        if deidentified:
-            path.write_bytes(serialize(ds))
-        else:
-            ds.save_as(path, enforce_file_format=True)
-        jpeg = folder / f"{ds.SOPInstanceUID}.jpg"
-        jpeg.write_bytes(b"\xff\xd8\xff\xd9")
-        images.append(PublishableImage(dicom=path, frames=(PublishableFrame(number=1, jpeg=jpeg),)))
-    return PublishableCase(case_id=CASE, metadata={"title": "CT"}, images=tuple(images))
+    return ct_case(folder, seed, deidentified=deidentified, slices=slices, size=32)
 
 
 def _edit(path: Path, **values: object) -> None:

@@ -157,3 +157,21 @@ def _drain_prefect_workers() -> None:
             await result
 
     run_coro_as_sync(drain())
+
+
+# ----- the review pages' settings and database (a module may override ``rsettings``) ----------
+
+
+@pytest.fixture
+def rsettings(tmp_path: Path) -> Settings:
+    from tests.web.synthetic_case import review_settings
+
+    return review_settings(tmp_path / "data")
+
+
+@pytest.fixture
+def rengine(rsettings: Settings) -> Iterator[Engine]:
+    engine = db.make_engine(rsettings)
+    db.init_db(engine)
+    yield engine
+    db.dispose_engines()

@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,27 +18,14 @@ from PIL import Image
 from sqlalchemy.engine import Engine
 
 from tests.web.conftest import RecordingStarter, TestClient
-from tests.web.synthetic_case import SyntheticCase, make_case, published_uid, review_settings
+from tests.web.synthetic_case import SyntheticCase, make_case, published_uid
 from tests.web.test_review_pages import login, page_csrf
 from tftt.review_index import frame_file
 from tftt.settings import Settings
-from tftt.store import cases, db
+from tftt.store import cases
 from tftt.store.db import CaseStatus, transact
 from tftt.store.workspace import Area
 from tftt.web.app import create_app
-
-
-@pytest.fixture
-def rsettings(tmp_path: Path) -> Settings:
-    return review_settings(tmp_path / "data")
-
-
-@pytest.fixture
-def rengine(rsettings: Settings) -> Iterator[Engine]:
-    engine = db.make_engine(rsettings)
-    db.init_db(engine)
-    yield engine
-    db.dispose_engines()
 
 
 @pytest.fixture

@@ -25,10 +25,10 @@ from sqlalchemy.engine import Engine
 
 from tests.web.conftest import RecordingStarter, free_port
 from tests.web.stand_in_flow import PausedFlow
-from tests.web.synthetic_case import PASSWORD, REVIEWER, SyntheticCase, make_case, review_settings
+from tests.web.synthetic_case import PASSWORD, REVIEWER, SyntheticCase, make_case
 from tftt.review_decision import ReviewDecision
 from tftt.settings import Settings
-from tftt.store import cases, db
+from tftt.store import cases
 from tftt.store.db import AuditKind, transact
 from tftt.web.app import create_app
 
@@ -59,19 +59,6 @@ def browser() -> Iterator[Any]:
         chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield chromium
         chromium.close()
-
-
-@pytest.fixture
-def rsettings(tmp_path: Path) -> Settings:
-    return review_settings(tmp_path / "data")
-
-
-@pytest.fixture
-def rengine(rsettings: Settings) -> Iterator[Engine]:
-    engine = db.make_engine(rsettings)
-    db.init_db(engine)
-    yield engine
-    db.dispose_engines()
 
 
 @pytest.fixture

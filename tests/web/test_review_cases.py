@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 
 import pytest
 from sqlalchemy.engine import Engine
 
-from tests.web.synthetic_case import SyntheticCase, make_case, review_settings
+from tests.web.synthetic_case import SyntheticCase, make_case
 from tftt.errors import UnsupportedInputError
 from tftt.review_index import INDEX_FILE
 from tftt.settings import Settings
-from tftt.store import cases, db
+from tftt.store import cases
 from tftt.store.db import PipelineStage, transact
 from tftt.store.workspace import Area
 from tftt.web.review_cases import (
@@ -24,19 +23,6 @@ from tftt.web.review_cases import (
     image_flags,
     preview_file,
 )
-
-
-@pytest.fixture
-def rsettings(tmp_path: Path) -> Settings:
-    return review_settings(tmp_path / "data")
-
-
-@pytest.fixture
-def rengine(rsettings: Settings) -> Engine:
-    engine = db.make_engine(rsettings)
-    db.init_db(engine)
-    yield engine  # type: ignore[misc]
-    db.dispose_engines()
 
 
 @pytest.fixture

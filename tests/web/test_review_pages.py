@@ -50,14 +50,6 @@ def rsettings(tmp_path: Path) -> Settings:
     )
 
 
-@pytest.fixture
-def rengine(rsettings: Settings) -> Iterator[Engine]:
-    engine = db.make_engine(rsettings)
-    db.init_db(engine)
-    yield engine
-    db.dispose_engines()
-
-
 class RecordingResume:
     """Records the calls, then hands them to the REAL resume (Prefect)."""
 
