@@ -480,16 +480,23 @@ def create_review_router(
             data=data,
         )
 
-    async def preview(request: Request, case_id: str, uid: str, frame: int | None) -> Response:
+    async def reviewed_index(request: Request, case_id: str) -> Response | tuple[CaseWorkspace, ReviewIndex | None]:
+        """Login and case id checked, the case's workspace and review index; or the error response."""
         if user_of(session_of(request)) is None:
             return _json({"detail": "log in first"}, 401)
         if not is_case_id(case_id):
             return _json({"detail": "not found"}, 404)
         workspace = CaseWorkspace.for_settings(settings, case_id)
         try:
-            index = await run_in_threadpool(indexes.load, workspace)
+            return workspace, await run_in_threadpool(indexes.load, workspace)
         except TfttError:
             return _json({"detail": "not found"}, 404)
+
+    async def preview(request: Request, case_id: str, uid: str, frame: int | None) -> Response:
+        found = await reviewed_index(request, case_id)
+        if isinstance(found, Response):
+            return found
+        workspace, index = found
         path = None if index is None else preview_file(workspace, index, uid, frame)
         if path is None:
             return _json({"detail": "not found"}, 404)
@@ -511,15 +518,10 @@ def create_review_router(
         return await windowed(request, case_id, uid, int(number), preset)
 
     async def windowed(request: Request, case_id: str, uid: str, number: int, preset: str) -> Response:
-        if user_of(session_of(request)) is None:
-            return _json({"detail": "log in first"}, 401)
-        if not is_case_id(case_id):
-            return _json({"detail": "not found"}, 404)
-        workspace = CaseWorkspace.for_settings(settings, case_id)
-        try:
-            index = await run_in_threadpool(indexes.load, workspace)
-        except TfttError:
-            return _json({"detail": "not found"}, 404)
+        found = await reviewed_index(request, case_id)
+        if isinstance(found, Response):
+            return found
+        workspace, index = found
         image = None if index is None else listed_image(index, uid)
         if image is None or number not in image.preview_frames:
             return _json({"detail": "not found"}, 404)
