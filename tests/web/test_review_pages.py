@@ -152,9 +152,9 @@ def post_decision(client: TestClient, case_id: str, body: Any, token: str | None
     return client.post(f"/review/cases/{case_id}/decision", content=content, headers=headers)
 
 
-def review_events(engine: Engine, case_id: str) -> list[Any]:
+def review_events(engine: Engine, case_id: str, kind: AuditKind = AuditKind.REVIEW_SUBMITTED) -> list[Any]:
     events = transact(engine, lambda s: cases.list_audit(s, case_id))
-    return [e for e in events if e.kind == AuditKind.REVIEW_SUBMITTED]
+    return [e for e in events if e.kind == kind]
 
 
 # ------------------------------------------------------------------------------ login
@@ -365,7 +365,8 @@ def test_invalid_decisions_are_shown_inline_and_resume_nothing(
     [event] = review_events(rengine, case.case_id)
     assert event.actor == REVIEWER
     assert event.details["reviewer"] == "Dr. Entered Name"
-    assert event.details["resumed"] is True and event.details["flow_run_id"] == run.run_id
+    assert event.details["flow_run_id"] == run.run_id
+    assert review_events(rengine, case.case_id, AuditKind.REVIEW_NOT_RESUMED) == []
     assert (event.details["blackouts"], event.details["crops"], event.details["annotations"]) == (1, 1, 1)
     assert [call[0] for call in resume.calls] == [run.run_id]
 
@@ -375,7 +376,9 @@ def test_invalid_decisions_are_shown_inline_and_resume_nothing(
 
     again = post_decision(client, case.case_id, good, token)
     assert again.status_code == 409  # the run no longer waits
-    assert review_events(rengine, case.case_id)[-1].details["error"] == "run-not-paused"
+    assert len(review_events(rengine, case.case_id)) == 2  # every submission is recorded
+    [refused] = review_events(rengine, case.case_id, AuditKind.REVIEW_NOT_RESUMED)
+    assert refused.details["error"] == "run-not-paused" and refused.actor == REVIEWER
 
 
 @pytest.mark.integration
@@ -392,7 +395,9 @@ def test_a_decision_prefect_rejects_is_shown_inline(
     assert "second_opinion" in error["message"]
     assert run.state_type() == "PAUSED"
     [event] = review_events(rengine, case.case_id)
-    assert event.details["resumed"] is False and event.details["error"] == "run-input-rejected"
+    assert event.actor == REVIEWER
+    [refused] = review_events(rengine, case.case_id, AuditKind.REVIEW_NOT_RESUMED)
+    assert refused.details["error"] == "run-input-rejected"
     from prefect.flow_runs import resume_flow_run
 
     resume_flow_run(run.run_id, run_input={**decision_body(case), "second_opinion": "ok"})  # type: ignore[arg-type]
@@ -429,7 +434,26 @@ def test_prefect_down_is_a_503_and_audited(rsettings: Settings, rengine: Engine)
     assert answer.status_code == 503
     assert status["run"] is None and status["run_error"] == "prefect-unavailable"
     [event] = review_events(rengine, case.case_id)
-    assert event.details["error"] == "prefect-unavailable" and event.actor == REVIEWER
+    assert event.actor == REVIEWER
+    [refused] = review_events(rengine, case.case_id, AuditKind.REVIEW_NOT_RESUMED)
+    assert refused.details["error"] == "prefect-unavailable"
+
+
+def test_a_decision_that_cannot_be_recorded_resumes_nothing(
+    client: TestClient, rsettings: Settings, rengine: Engine, resume: RecordingResume
+) -> None:
+    """Regression: the run was resumed first and the audit written after, so a failed audit
+    write left an approval nobody had recorded."""
+    from sqlalchemy import text
+
+    case = make_case(rsettings, rengine, flow_run_id="0b9a3c1e-0000-4000-8000-000000000001")
+    login(client)
+    token = page_csrf(client, case.case_id)
+    with rengine.begin() as connection:
+        connection.execute(text("DROP TABLE audit_events"))  # the audit write fails
+    answer = post_decision(client, case.case_id, decision_body(case), token)
+    assert answer.status_code == 503 and "nothing was resumed" in answer.text
+    assert resume.calls == []
 
 
 # ------------------------------------------------------------------------------ the app

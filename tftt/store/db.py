@@ -142,6 +142,7 @@ class AuditKind(StrEnum):
     FLOW_RUN_STARTED = "flow_run_started"
     STATUS_CHANGED = "status_changed"
     REVIEW_SUBMITTED = "review_submitted"
+    REVIEW_NOT_RESUMED = "review_not_resumed"  # a submitted decision the run did not take
     QUARANTINED = "quarantined"
     PUBLISHED = "published"
     PUBLICATION_FAILED = "publication_failed"

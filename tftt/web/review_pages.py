@@ -37,9 +37,12 @@ not CT, 404 for an image, frame or first-pass file the case does not have.
 excluded image; 413 when the body exceeds 2 MiB; 404 for an unknown case, image or frame; 409
 when the case is not awaiting review; 401/403 as above. Rendering runs in a worker thread.
 
-``POST .../decision`` answers 200 ``{"status": "resumed"}``; 422 ``{"errors": [{field,
-message}]}`` when the decision is invalid (nothing is resumed or recorded); 409 when the case or
-its run is not waiting for a review; 503 when Prefect cannot be reached; 401/403 as above.
+``POST .../decision`` records who submitted it (``review_submitted``, the login as actor)
+before it resumes the run, and records a run that did not take it (``review_not_resumed``, with
+the error code). It answers 200 ``{"status": "resumed"}``; 422 ``{"errors": [{field,
+message}]}`` when the decision is invalid (nothing is resumed or recorded) or Prefect refuses
+it; 409 when the case or its run is not waiting for a review; 503 when Prefect cannot be reached
+or the decision cannot be recorded (then nothing is resumed); 401/403 as above.
 """
 
 from __future__ import annotations
@@ -615,35 +618,33 @@ def create_review_router(
         decision, problems = check_decision(body, index)
         if decision is None:
             return _errors(problems, 422)
+        # Who approved is recorded first: a decision that cannot be audited resumes nothing.
+        details: dict[str, Any] = {
+            **decision_summary(decision),
+            "flow_run_id": run_id,
+            "review_round": case.review_round,
+        }
+
+        def audit(kind: AuditKind, facts: dict[str, Any]) -> None:
+            db(lambda s: cases.record_audit(s, case_id, kind, actor=user, details=facts, clock=clock))
+
+        try:
+            await run_in_threadpool(audit, AuditKind.REVIEW_SUBMITTED, details)
+        except TfttError as exc:
+            log.error("case %s: review by %s not audited (%s); nothing resumed", case_id, user, exc.code)
+            return _errors([FieldError("(server)", "the decision could not be recorded; nothing was resumed; "
+                                                   "try again")], 503)
         error: TfttError | None = None
         try:
             await run_in_threadpool(resume, run_id, decision)
         except (ResumeRejectedError, RunNotWaitingError, TargetUnavailableError, TargetRejectedError) as exc:
             error = exc
-        details: dict[str, Any] = {
-            **decision_summary(decision),
-            "flow_run_id": run_id,
-            "review_round": case.review_round,
-            "resumed": error is None,
-        }
         if error is not None:
-            details["error"] = error.code
-        try:
-            await run_in_threadpool(
-                db,
-                lambda s: cases.record_audit(
-                    s,
-                    case_id,
-                    AuditKind.REVIEW_SUBMITTED,
-                    actor=user,
-                    details=details,
-                    clock=clock,
-                ),
-            )
-            audited = True
-        except TfttError as exc:
-            log.error("case %s: review by %s not audited (%s)", case_id, user, exc.code)
-            audited = False
+            try:
+                await run_in_threadpool(audit, AuditKind.REVIEW_NOT_RESUMED,
+                                        {"flow_run_id": run_id, "error": error.code})
+            except TfttError as exc:
+                log.error("case %s: a failed resume not audited (%s)", case_id, exc.code)
         if isinstance(error, ResumeRejectedError):
             return _errors([FieldError(error.field or "(decision)", error.message)], 422)
         if isinstance(error, RunNotWaitingError):
@@ -655,7 +656,7 @@ def create_review_router(
         return _json(
             {
                 "status": "resumed",
-                "audited": audited,
+                "audited": True,
                 "status_url": f"{PREFIX}/cases/{case_id}/status",
             }
         )
