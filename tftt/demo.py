@@ -117,6 +117,10 @@ def send_webhook(settings: Settings, study_uid: str) -> dict[str, str]:
     response = httpx.post(f"http://{settings.web.host}:{settings.web.port}/hooks/pacs", content=body, timeout=60,
                           headers={"content-type": "application/json",
                                    "x-tftt-signature": sign(body, secret.get_secret_value().encode())})
+    if response.status_code == 401:
+        raise ConfigurationError(
+            f"the webhook on port {settings.web.port} refused the demo's signature: a `tftt serve` started "
+            "with another data directory or webhook secret is running there; stop it and run the demo again")
     if response.status_code not in (200, 202):
         raise ConfigurationError(f"the webhook answered {response.status_code}")
     return dict(response.json())
