@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import signal
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ import httpx
 import pytest
 
 from tests.orthanc import OrthancServer, free_port, orthanc_available
+from tests.process_group import stop_group
 from tftt.settings import Settings
 from tftt.store.cases import list_cases
 from tftt.store.db import CaseStatus, make_engine, transact
@@ -99,12 +99,7 @@ def world(tmp_path_factory, prefect_server) -> Iterator[dict]:
         yield {"pacs": pacs, "archive": archive, "root": root, "log": log,
                "settings": Settings(data_dir=root / "data", publish={"folder": root / "published"})}
     finally:
-        os.killpg(service.pid, signal.SIGTERM)
-        try:
-            service.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(service.pid, signal.SIGKILL)
-            service.wait(timeout=10)
+        stop_group(service)
         pacs.stop()
         archive.stop()
 

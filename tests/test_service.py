@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -13,6 +12,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from tests.process_group import stop_group
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -57,9 +58,4 @@ def test_web_only_serves_the_webhook_and_registers_no_deployment(tmp_path: Path)
             limits = httpx.get(f"{api_url}/v2/concurrency_limits/pacs", timeout=5)
             assert limits.status_code == 200  # the global "pacs" limit exists, as with `tftt serve`
         finally:
-            os.killpg(service.pid, signal.SIGTERM)
-            try:
-                service.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(service.pid, signal.SIGKILL)
-                service.wait(timeout=10)
+            stop_group(service)
