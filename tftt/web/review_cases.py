@@ -98,14 +98,19 @@ class IndexCache:
         return index
 
 
+def listed_image(index: ReviewIndex, sop_instance_uid: str) -> ReviewImage | None:
+    """The image of the review index with this published UID, or ``None``."""
+    if not is_uid(sop_instance_uid):
+        return None
+    return next((i for i in index.images if i.sop_instance_uid == sop_instance_uid), None)
+
+
 def preview_file(
     workspace: CaseWorkspace, index: ReviewIndex, sop_instance_uid: str, frame: int | None
 ) -> Path | None:
     """The JPEG of a listed image's previewed ``frame`` (``None``: its thumbnail), or ``None``
     when the index does not list that image or frame, or the file is missing."""
-    if not is_uid(sop_instance_uid):
-        return None
-    image = next((i for i in index.images if i.sop_instance_uid == sop_instance_uid), None)
+    image = listed_image(index, sop_instance_uid)
     if image is None:
         return None
     if frame is not None and frame not in image.preview_frames:

@@ -95,12 +95,12 @@ from tftt.web.review_cases import (
     check_decision,
     decision_summary,
     image_flags,
+    listed_image,
     preview_file,
 )
 from tftt.web.review_renders import (
     MAX_SPEC_BYTES,
     check_after_spec,
-    listed_image,
     render_after,
     render_target,
     render_window,

@@ -29,7 +29,6 @@ from tftt.pixels.redact import apply_edits
 from tftt.redaction_spec import ImageEdits, RedactionSpec, validate_against_geometry
 from tftt.review_index import ReviewImage, ReviewIndex
 from tftt.store.files import contained_path
-from tftt.store.uid_syntax import is_uid
 from tftt.store.workspace import CaseWorkspace
 from tftt.web.review_cases import FieldError, dotted_field, geometry_of, problem_field
 
@@ -47,13 +46,6 @@ class RenderTarget:
 
     image: ReviewImage
     first_pass: Path
-
-
-def listed_image(index: ReviewIndex, sop_instance_uid: str) -> ReviewImage | None:
-    """The image of the review index with this published UID, or ``None``."""
-    if not is_uid(sop_instance_uid):
-        return None
-    return next((i for i in index.images if i.sop_instance_uid == sop_instance_uid), None)
 
 
 def render_target(workspace: CaseWorkspace, image: ReviewImage) -> RenderTarget | None:
