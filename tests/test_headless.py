@@ -8,6 +8,7 @@ import pydicom
 import pytest
 from typer.testing import CliRunner
 
+from tftt import headless
 from tftt.cli import app
 from tftt.deid.uids import map_uid
 from tftt.headless import build_pipeline, run_headless
@@ -249,3 +250,58 @@ def test_a_safe_listed_private_tag_holding_the_patients_id_is_quarantined(tmp_pa
     outcome = process_bytes(encode(ds), build_pipeline(settings, KEY, make_pixel_stage(settings)))
     assert not outcome.ok and outcome.code == "residual-phi"
     assert outcome.findings == ("(0009,1004) private: contains harvested identifier",)
+
+
+def _small_source(root: Path, tmp_path: Path, count: int = 6) -> Path:
+    src = tmp_path / "src"
+    src.mkdir()
+    for index, path in enumerate(sorted((root / "src").rglob("*"))):
+        if path.is_file() and path.stat().st_size < 2_000_000 and len(list(src.iterdir())) < count:
+            (src / f"{index:03d}").write_bytes(path.read_bytes())
+    return src
+
+
+def test_io_in_line_or_overlapped_gives_the_same_files(result, tmp_path, monkeypatch):
+    root, _, _ = result
+    src = _small_source(root, tmp_path)
+    settings = Settings(data_dir=tmp_path / "data")
+    pipeline = build_pipeline(settings, KEY, make_pixel_stage(settings))
+    overlapped = run_headless(src, tmp_path / "a", tmp_path / "qa", pipeline)
+    monkeypatch.setattr(headless, "OVERLAP_MAX_BYTES", 0)  # every read and write in line
+    in_line = run_headless(src, tmp_path / "b", tmp_path / "qb", pipeline)
+    assert (overlapped.written, overlapped.quarantined) == (in_line.written, in_line.quarantined)
+    assert overlapped.inputs == 6 and overlapped.balanced
+    names = sorted(p.name for p in (tmp_path / "a").iterdir())
+    assert names == sorted(p.name for p in (tmp_path / "b").iterdir())
+    for name in names:
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+
+
+def test_duplicates_and_unreadable_inputs_keep_their_order_and_count(result, tmp_path):
+    root, _, _ = result
+    src = tmp_path / "src"
+    src.mkdir()
+    original = src / "ct"
+    for path in sorted((root / "src").rglob("*")):
+        if path.is_file() and path.stat().st_size < 2_000_000:
+            ds = pydicom.dcmread(path, force=True, stop_before_pixels=True)
+            if ds.get("Modality") == "CT" and ds.file_meta.TransferSyntaxUID == pydicom.uid.ExplicitVRLittleEndian:
+                original.write_bytes(path.read_bytes())
+                break
+    (src / "copy").write_bytes(original.read_bytes())  # same bytes: already present
+    changed = bytearray(original.read_bytes())
+    changed[-1] ^= 0xFF  # same SOP Instance UID, other pixels: a conflicting duplicate
+    (src / "conflict").write_bytes(bytes(changed))
+    (src / "folder").mkdir()  # stat works, reading fails on the read-ahead thread
+    paths = [original, src / "folder", src / "copy", src / "gone", src / "conflict"]
+    settings = Settings(data_dir=tmp_path / "data")
+    pipeline = build_pipeline(settings, KEY, make_pixel_stage(settings))
+    results = list(headless._lane(paths, src, tmp_path / "out", tmp_path / "q", pipeline))
+    assert [(r.status, r.code) for r in results] == [
+        ("written", "ok"),
+        ("quarantined", "unreadable"),
+        ("present", "ok"),
+        ("quarantined", "unreadable"),
+        ("quarantined", "duplicate-sop-instance"),
+    ]
+    assert len(list((tmp_path / "out").iterdir())) == 1

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections import Counter
-from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
+from collections import Counter, deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -132,13 +132,13 @@ class FileResult:
     pixels_cleaned: bool
 
 
-def _handle(path: Path, src: Path, dst: Path, qdir: Path, pipeline: Pipeline) -> FileResult:
+def _read(path: Path) -> bytes:
+    return path.read_bytes()
+
+
+def _finish(path: Path, src: Path, dst: Path, qdir: Path, outcome: Outcome) -> FileResult:
+    """Write a verified output to DST, or quarantine the input with the outcome's reason."""
     relative = str(path.relative_to(src))
-    try:
-        # Not kept here: process_bytes lets the input bytes go once parsed (peak memory).
-        outcome: Outcome = process_bytes(path.read_bytes(), pipeline)
-    except OSError as exc:
-        return _unreadable(qdir, relative, exc)
     output, file_name = outcome.output, outcome.file_name
     if outcome.ok and output is not None and file_name is not None:
         try:
@@ -166,9 +166,83 @@ def _unreadable(qdir: Path, relative: str, exc: OSError) -> FileResult:
     return FileResult("quarantined", "unreadable", False)
 
 
-def _handle_in_worker(args: tuple[Path, Path, Path, Path]) -> FileResult:
+#: Inputs and outputs up to this size are read ahead and written behind on an I/O thread while
+#: the process de-identifies the next file; larger ones are read and written in line, so that
+#: at most one extra file of this size is held (peak memory stays bounded, issue 2).
+OVERLAP_MAX_BYTES = 8 << 20
+
+
+def _lane(paths: Iterable[Path], src: Path, dst: Path, qdir: Path, pipeline: Pipeline
+          ) -> Iterator[FileResult]:
+    """Run ``paths`` through one process, in order, with its file I/O overlapped.
+
+    One I/O thread reads the next input ahead and another writes the previous output (or
+    quarantines it) behind, while this thread runs :func:`process_bytes`: file reads and writes
+    release the GIL, so their time hides behind the CPU-bound core. Writes stay in input order
+    and never overlap each other (a write finishes before the next starts), so "already present"
+    and duplicate-UID decisions are those of a plain loop. Results come in input order.
+    """
+    remaining = iter(paths)
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="tftt-io") as io_threads:
+        ahead: deque[tuple[Path, Future[bytes] | None]] = deque()
+
+        def read_ahead() -> None:
+            path = next(remaining, None)
+            if path is None:
+                return
+            try:
+                small = path.stat().st_size <= OVERLAP_MAX_BYTES
+            except OSError:
+                small = False  # read in line: the error is reported there
+            ahead.append((path, io_threads.submit(_read, path) if small else None))
+
+        writing: Future[FileResult] | None = None
+        read_ahead()
+        while ahead:
+            path, reading = ahead.popleft()
+            read_ahead()
+            try:
+                data = reading.result() if reading is not None else _read(path)
+            except OSError as exc:
+                if writing is not None:
+                    yield writing.result()
+                    writing = None
+                yield _unreadable(qdir, str(path.relative_to(src)), exc)
+                continue
+            del reading  # the future held the bytes: process_bytes lets them go once parsed
+            outcome = process_bytes(data, pipeline)
+            del data
+            if writing is not None:
+                yield writing.result()
+                writing = None
+            if outcome.output is not None and len(outcome.output) > OVERLAP_MAX_BYTES:
+                yield _finish(path, src, dst, qdir, outcome)
+            else:
+                writing = io_threads.submit(_finish, path, src, dst, qdir, outcome)
+            del outcome
+        if writing is not None:
+            yield writing.result()
+
+
+def _lane_in_worker(args: tuple[list[Path], Path, Path, Path]) -> list[FileResult]:
     assert _WORKER is not None
-    return _handle(*args, pipeline=_WORKER)
+    paths, src, dst, qdir = args
+    return list(_lane(paths, src, dst, qdir, _WORKER))
+
+
+#: Files per task handed to a worker process: enough for its I/O overlap to pay.
+_CHUNK = 8
+
+
+def _chunks(paths: Iterator[Path], size: int) -> Iterator[list[Path]]:
+    chunk: list[Path] = []
+    for path in paths:
+        chunk.append(path)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def run_headless(src: Path, dst: Path, qdir: Path, pipeline: Pipeline, *, workers: int = 1) -> Summary:
@@ -178,7 +252,6 @@ def run_headless(src: Path, dst: Path, qdir: Path, pipeline: Pipeline, *, worker
     dst.mkdir(parents=True, exist_ok=True)
     qdir.mkdir(parents=True, exist_ok=True)
     summary = Summary()
-    jobs = ((path, src, dst, qdir) for path in iter_inputs(src))
 
     def account(result: FileResult) -> None:
         summary.inputs += 1
@@ -191,11 +264,13 @@ def run_headless(src: Path, dst: Path, qdir: Path, pipeline: Pipeline, *, worker
         summary.pixels_cleaned += int(result.pixels_cleaned)
 
     if workers <= 1:
-        for job in jobs:
-            account(_handle(*job, pipeline=pipeline))
+        for result in _lane(iter_inputs(src), src, dst, qdir, pipeline):
+            account(result)
         return summary
+    jobs = ((chunk, src, dst, qdir) for chunk in _chunks(iter_inputs(src), _CHUNK))
     with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker,
                              initargs=(pipeline,)) as pool:
-        for result in pool.map(_handle_in_worker, jobs, chunksize=8):
-            account(result)
+        for results in pool.map(_lane_in_worker, jobs):
+            for result in results:
+                account(result)
     return summary
