@@ -113,3 +113,15 @@ def test_iter_elements_reads_without_converting(defer: int | None) -> None:
     assert views[0x00100010].value_tell is not None
     assert isinstance(ds.get_item(0x00100010, keep_deferred=True), RawDataElement)
     assert views[0x00080008].value == "ORIGINAL\\PRIMARY\\AXIAL"
+
+
+def test_sets_sharing_a_patients_needles_do_not_share_their_own_uids():
+    shared = {"CANARYSURNAME": NAME, "CNRYID4711": Category.ID}
+    first = NeedleSet({**shared, "1.2.3.4.5.6.7": Category.UID})
+    second = NeedleSet({**shared, "1.2.3.4.5.6.8": Category.UID})
+    data = b"CANARYSURNAME 1.2.3.4.5.6.7 CNRYID4711 1.2.3.4.5.6.8"
+    assert [h.category for h in first.search(data)] == [NAME, Category.UID, Category.ID]
+    assert [h.category for h in second.search(data)] == [NAME, Category.ID, Category.UID]
+    # the first set is unchanged by building the second from the same cached part
+    assert [h.offset for h in first.search(data)] == [0, 14, 28]
+    assert len(first) == len(second) == 3

@@ -297,6 +297,70 @@ def _compute_placements(text: str, category: Category) -> tuple[_Placement, ...]
 _cached_placements = lru_cache(maxsize=4096)(_compute_placements)
 
 
+@dataclass
+class _Indexes:
+    """The lookup structures of a :class:`NeedleSet` (see there)."""
+
+    count: int
+    long8: _LongIndex
+    long16: _LongIndex
+    short8: dict[bytes, list[_Entry]]
+    short16: dict[bytes, list[_Entry]]
+    irregular: list[tuple[bytes, _Entry]]
+
+    @classmethod
+    def empty(cls) -> _Indexes:
+        return cls(0, _LongIndex(utf16=False), _LongIndex(utf16=True), {}, {}, [])
+
+    def copy(self) -> _Indexes:
+        """A copy that can take more needles without changing this one."""
+        longs = []
+        for index in (self.long8, self.long16):
+            twin = _LongIndex(utf16=index.utf16)
+            twin.entries = {key: list(bucket) for key, bucket in index.entries.items()}
+            twin.letters = set(index.letters)
+            twin.highs = set(index.highs)
+            longs.append(twin)
+        return _Indexes(
+            self.count, longs[0], longs[1],
+            {token: list(bucket) for token, bucket in self.short8.items()},
+            {token: list(bucket) for token, bucket in self.short16.items()},
+            list(self.irregular),
+        )  # fmt: skip
+
+    def add(self, needles: Iterable[tuple[str, Category]]) -> None:
+        longs = (self.long8, self.long16)
+        for text, category in needles:
+            self.count += 1
+            for placement in _placements(text, category):
+                kind, entry = placement.kind, placement.entry
+                if kind <= _LONG16:
+                    longs[kind].place(placement)
+                elif kind == _SHORT16:
+                    for token in placement.keys:
+                        self.short16.setdefault(token, []).append(entry)
+                elif kind == _SHORT8:
+                    for token in placement.keys:
+                        self.short8.setdefault(token, []).append(entry)
+                else:
+                    self.irregular.extend((form, entry) for form in placement.keys)
+
+
+@lru_cache(maxsize=8)
+def _shared_indexes(needles: frozenset[tuple[str, Category]]) -> _Indexes:
+    """Indexes of the needles every file of a patient shares (names, IDs, dates, text).
+
+    A batch harvests the same patient's needles from each of its files, and only a few UIDs
+    differ from file to file; building the shared part once per patient saves most of the set's
+    construction. The cache holds identifiers in this process's memory only, as the
+    :class:`~tftt.deid.harvest.Identifiers` it serves do; it is never written anywhere. Callers
+    copy before adding (see :meth:`_Indexes.copy`).
+    """
+    indexes = _Indexes.empty()
+    indexes.add(sorted(needles))
+    return indexes
+
+
 class NeedleSet:
     """Harvested strings, ready to be found in bytes.
 
@@ -305,29 +369,16 @@ class NeedleSet:
     """
 
     def __init__(self, needles: Mapping[str, Category]) -> None:
-        self._count = 0
-        self._long8 = _LongIndex(utf16=False)
-        self._long16 = _LongIndex(utf16=True)
-        self._short8: dict[bytes, list[_Entry]] = {}
-        self._short16: dict[bytes, list[_Entry]] = {}
-        irregular: list[tuple[bytes, _Entry]] = []
-        longs = (self._long8, self._long16)
-        for text, category in sorted(needles.items()):
-            if len(text) < 3:
-                continue
-            self._count += 1
-            for placement in _placements(text, category):
-                kind, entry = placement.kind, placement.entry
-                if kind <= _LONG16:
-                    longs[kind].place(placement)
-                elif kind == _SHORT16:
-                    for token in placement.keys:
-                        self._short16.setdefault(token, []).append(entry)
-                elif kind == _SHORT8:
-                    for token in placement.keys:
-                        self._short8.setdefault(token, []).append(entry)
-                else:
-                    irregular.extend((form, entry) for form in placement.keys)
+        usable = sorted((text, category) for text, category in needles.items() if len(text) >= 3)
+        shared = frozenset(item for item in usable if item[1] is not Category.UID)
+        indexes = _shared_indexes(shared).copy()
+        indexes.add(item for item in usable if item[1] is Category.UID)
+        self._count = indexes.count
+        self._long8 = indexes.long8
+        self._long16 = indexes.long16
+        self._short8 = indexes.short8
+        self._short16 = indexes.short16
+        irregular = indexes.irregular
         self._long8.freeze()
         self._long16.freeze()
         self._classes = bytes(
