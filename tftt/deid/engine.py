@@ -80,6 +80,14 @@ SOP_INSTANCE_UID = 0x00080018
 SOP_CLASS_UID = 0x00080016
 ICON_IMAGE_SEQUENCE = 0x00880200
 
+_PATIENT_IDENTITY_REMOVED = BaseTag(0x00120062)
+_DEIDENTIFICATION_METHOD = BaseTag(0x00120063)
+_METHOD_CODE_SEQUENCE = BaseTag(0x00120064)
+_LONGITUDINAL_MODIFIED = BaseTag(0x00280303)
+_CODE_VALUE = BaseTag(0x00080100)
+_CODING_SCHEME_DESIGNATOR = BaseTag(0x00080102)
+_CODE_MEANING = BaseTag(0x00080104)
+
 #: Transfer syntaxes whose datasets TFTT reads and writes (native and inspectable encapsulated).
 NATIVE_SYNTAXES = frozenset(
     {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99"}
@@ -105,6 +113,13 @@ _NUMBER_STRINGS = {
     "DS": re.compile(_DS_VALUE + rb"(?:\\" + _DS_VALUE + rb")*"),
     "IS": re.compile(_IS_VALUE + rb"(?:\\" + _IS_VALUE + rb")*"),
 }
+
+
+_UID_BYTES = re.compile(rb"[0-9.\\]*[\x00 ]?")
+
+
+def _tag_order(item: tuple[BaseTag, object]) -> int:
+    return int(item[0])  # plain ints sort without BaseTag's Python-level comparisons
 
 
 def _passes_as_read(raw: RawDataElement) -> bool:
@@ -350,13 +365,20 @@ class _Walk:
     def dataset(self, src: Dataset, *, top: bool) -> Dataset:
         out = Dataset()
         out.set_original_encoding(self.encoding[0], self.encoding[1], self.charset)
-        for tag in sorted(src.keys()):
-            raw = src.get_item(tag)
-            if raw is None:
+        # The element dict is read directly (pydicom 3 keeps it in ``_dict``, keyed by BaseTag):
+        # ``sorted(keys())`` + ``get_item`` per tag was a tenth of a pass. A deferred value
+        # (read later from its file) still goes through ``get_item``, which reads it.
+        placed = out._dict
+        for tag, raw in sorted(src._dict.items(), key=_tag_order):
+            if type(raw) is RawDataElement and raw.value is None and raw.length:
+                raw = src.get_item(tag)
+            element = self.element(src, tag, raw, top=top)
+            if element is None:
                 continue
-            element = self.element(src, BaseTag(tag), raw, top=top)
-            if element is not None:
-                out[tag] = element
+            if tag & 0x10000 or element.VR == "SQ":
+                out[tag] = element  # private blocks and nested encodings: pydicom's bookkeeping
+            else:
+                placed[tag] = element
         return out
 
     def element(self, src: Dataset, tag: BaseTag, raw: DataElement | RawDataElement, *,
@@ -379,13 +401,22 @@ class _Walk:
         if action is Action.REMOVE and not self.dated(tag_int):
             self.actions["X"] += 1
             return None
-        if action is Action.KEEP and type(raw) is RawDataElement and _passes_as_read(raw):
+        if action is Action.KEEP and type(raw) is RawDataElement and (
+            _passes_as_read(raw) or (raw.VR == "UI" and self.keeps_uid_as_read(tag, raw))
+        ):
             self.actions["K"] += 1  # what apply() does for these VRs, minus the conversion
             return raw
         elem = self.convert(src, raw)
         if elem is None:
             return None
         return self.apply(src, tag, elem, raw, action, top=top)
+
+    def keeps_uid_as_read(self, tag: BaseTag, raw: RawDataElement) -> bool:
+        """Whether :meth:`uid` would return this kept UID element as it is: the profile does not
+        remap it, and its bytes are UID characters (so converting them could not fail)."""
+        if self.profile.remap_uids and not is_class_uid_keyword(keyword_for_tag(tag)):
+            return False
+        return isinstance(raw.value, bytes) and _UID_BYTES.fullmatch(raw.value) is not None
 
     def dated(self, tag: int) -> bool:
         """Whether the date policy, not the table, decides this attribute's fate."""
@@ -582,9 +613,14 @@ class _Walk:
         return new
 
     def mark(self, out: Dataset) -> None:
+        """Add the marks of de-identification (PS3.15 E.1.1): elements built directly with their
+        dictionary VR, as keyword assignment would, without its per-keyword lookups."""
         profile = self.profile
-        out.PatientIdentityRemoved = "YES"
-        out.DeidentificationMethod = _split_lo(profile.method_description)
+        placed = out._dict
+        placed[_PATIENT_IDENTITY_REMOVED] = DataElement(_PATIENT_IDENTITY_REMOVED, "CS", "YES")
+        placed[_DEIDENTIFICATION_METHOD] = DataElement(
+            _DEIDENTIFICATION_METHOD, "LO", _split_lo(profile.method_description)
+        )
         codes = [CID_7050["basic"]]
         codes += [CID_7050[o] for o in self.rules_options() if o in CID_7050]
         if self.ctx.pixels_cleaned:
@@ -592,11 +628,13 @@ class _Walk:
         items = []
         for value, meaning in codes:
             item = Dataset()
-            item.CodeValue = value
-            item.CodingSchemeDesignator = "DCM"
-            item.CodeMeaning = meaning
+            item._dict.update({
+                _CODE_VALUE: DataElement(_CODE_VALUE, "SH", value),
+                _CODING_SCHEME_DESIGNATOR: DataElement(_CODING_SCHEME_DESIGNATOR, "SH", "DCM"),
+                _CODE_MEANING: DataElement(_CODE_MEANING, "LO", meaning),
+            })  # fmt: skip
             items.append(item)
-        out.DeidentificationMethodCodeSequence = Sequence(items)
+        out[_METHOD_CODE_SEQUENCE] = DataElement(_METHOD_CODE_SEQUENCE, "SQ", Sequence(items))
         longitudinal = {
             DatePolicy.TABLE: "REMOVED",
             DatePolicy.YEAR: "MODIFIED",
@@ -605,7 +643,7 @@ class _Walk:
         }[self.rules.dates]
         if self.rules.dates is DatePolicy.TABLE and Option.RETAIN_LONG_FULL_DATES in profile.options:
             longitudinal = "UNMODIFIED"
-        out.LongitudinalTemporalInformationModified = longitudinal
+        placed[_LONGITUDINAL_MODIFIED] = DataElement(_LONGITUDINAL_MODIFIED, "CS", longitudinal)
 
     def rules_options(self) -> tuple[Option, ...]:
         options = list(self.profile.options)
