@@ -85,3 +85,60 @@ def test_peak_memory_of_a_cleaned_cine_stays_a_few_times_its_pixel_data(tmp_path
     assert outcome.ok and outcome.pixels_cleaned
     assert outcome.output is not None and len(outcome.output) > pixel_bytes
     assert peak < 4.0 * pixel_bytes, f"peak {peak / pixel_bytes:.1f}x the pixel data"
+
+
+def _with_sequences() -> bytes:
+    """A small CT object with a good sequence and one that pydicom cannot read: its item holds an
+    undefined-length UN value with no items in it (lengths consistent, so the rest parses)."""
+    from io import BytesIO
+
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.sequence import Sequence
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    ds = Dataset()
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
+    ds.SOPInstanceUID = generate_uid(entropy_srcs=["seq-test-instance"])
+    ds.StudyInstanceUID = generate_uid(entropy_srcs=["seq-test-study"])
+    ds.SeriesInstanceUID = generate_uid(entropy_srcs=["seq-test-series"])
+    ds.Modality = "CT"
+    ds.PatientName = "CANARYSEQ^PATIENT"
+    ds.PatientID = "CNRYSEQ0001"
+    source = Dataset()
+    source.ReferencedSOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
+    source.ReferencedSOPInstanceUID = generate_uid(entropy_srcs=["seq-test-source"])
+    ds.SourceImageSequence = Sequence([source])
+    ds.Rows = ds.Columns = 2
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.BitsAllocated = ds.BitsStored = 16
+    ds.HighBit = 15
+    ds.PixelRepresentation = 0
+    ds.PixelData = bytes(8)
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    buffer = BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    data = buffer.getvalue()
+    content = (
+        b"\x08\x00\x00\x01SH\x0a\x00SEQBROKEN "  # CodeValue
+        + b"\x08\x00\x04\x01UN\x00\x00\xff\xff\xff\xff" + b"CANARYSEQ junk!!"  # no items
+    )
+    item = b"\xfe\xff\x00\xe0" + len(content).to_bytes(4, "little") + content
+    sequence = b"\x08\x00\x18\x22SQ\x00\x00" + len(item).to_bytes(4, "little") + item
+    at = data.index(b"\x10\x00\x10\x00PN")  # (0008,2218) goes just before PatientName
+    return data[:at] + sequence + data[at:]
+
+
+def test_a_broken_nested_sequence_is_removed_and_the_rest_goes_on(tmp_path):
+    from tftt.deid.pipeline import parse
+
+    data = _with_sequences()
+    original = parse(data)  # reading sequences ahead does not make a broken one fatal
+    assert original.SourceImageSequence[0].ReferencedSOPClassUID == "1.2.840.10008.5.1.4.1.1.2"
+    settings = Settings(data_dir=tmp_path / "data", deid=DeidSettings(ocr=False))
+    outcome = process_bytes(data, build_pipeline(settings, KEY, make_pixel_stage(settings)))
+    assert outcome.ok, outcome.findings
+    assert outcome.report is not None and outcome.output is not None
+    assert b"SEQBROKEN" not in outcome.output and b"CANARYSEQ" not in outcome.output
+    assert b"\x08\x00\x12\x21SQ" in outcome.output  # SourceImageSequence (0008,2112) is kept

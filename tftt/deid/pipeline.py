@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 import pydicom
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import UID
 
@@ -119,6 +120,7 @@ def parse(data: bytes) -> Dataset:
             ds.file_meta = FileMetaDataset()
             ds.file_meta.TransferSyntaxUID = UID(syntax)
         check_integrity(ds, syntax)
+        _read_sequences(ds)
     except TfttError:
         raise
     except Exception as exc:
@@ -126,6 +128,27 @@ def parse(data: bytes) -> Dataset:
             f"file does not parse as DICOM ({type(exc).__name__})", code="not-dicom"
         ) from None
     return ds
+
+
+def _read_sequences(ds: Dataset) -> None:
+    """Read every explicit-VR sequence once, at every depth, and keep it read.
+
+    pydicom leaves a sequence as raw bytes until it is used, and neither the engine nor the
+    harvest store what they read (they must not change a dataset they are given), so each of them
+    parsed every nested item again. The dataset is this module's own, fresh from the bytes, so
+    reading its sequences here is no change to anyone's input. A sequence that does not parse
+    stays raw, for the engine (which removes it) and the harvest (which reports it) to handle as
+    before.
+    """
+    for tag, raw in list(ds._dict.items()):
+        if type(raw) is not RawDataElement or raw.VR != "SQ":
+            continue
+        try:
+            items = ds[tag].value
+        except Exception:  # pydicom raises many types on a malformed sequence: it stays raw
+            items = ()
+        for item in items:
+            _read_sequences(item)
 
 
 def _fail(stage: Stage, exc: TfttError) -> Outcome:
