@@ -66,6 +66,7 @@ from tftt.deid.uids import (
     map_uid,
     patient_pseudonym,
 )
+from tftt.deid.writer import encode_file
 from tftt.errors import DeidentificationError, RuleError, UnsupportedInputError
 from tftt.pixels.markers import J2K_SYNTAXES, JPEG_SYNTAXES, PLAIN_ENCAPSULATED_SYNTAXES, strip_text_segments
 
@@ -774,6 +775,9 @@ def serialize(ds: Dataset) -> bytes:
     Raises:
         DeidentificationError: pydicom cannot encode it.
     """
+    encoded = encode_file(ds)  # byte-identical to save_as below, without pydicom's per-element cost
+    if encoded is not None:
+        return encoded
     buffer = io.BytesIO()
     syntax = str(ds.file_meta.TransferSyntaxUID)
     try:
