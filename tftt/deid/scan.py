@@ -473,9 +473,43 @@ class ElementView:
     error: bool = False
 
 
+def _element_map(ds: Dataset) -> dict[Any, Any] | None:
+    """The dict in which pydicom 3.0 keeps ``ds``'s elements (``Dataset._dict``: BaseTag keys,
+    RawDataElement or DataElement values), or ``None`` when that layout is not there.
+
+    Reading it directly saves a ``Tag()`` conversion, a ``get_item`` call and a Python-level
+    ``BaseTag.__eq__`` per element and lookup, much of the time of a harvest. It is a private
+    attribute: if a pydicom release changes it, the plain path (``keys()`` and ``get_item``)
+    is taken, and tests/deid/test_scan.py fails, since it asserts that the fast path is taken
+    and gives the same views as the plain one.
+    """
+    elements = ds.__dict__.get("_dict")
+    return elements if type(elements) is dict else None
+
+
+def _get_item(ds: Dataset, tag: int) -> Any:
+    """``ds.get_item(tag, keep_deferred=True)``: the element as stored, never read or converted."""
+    elements = _element_map(ds)
+    if elements is None:
+        return ds.get_item(tag, keep_deferred=True)
+    return elements.get(tag)
+
+
+def _sorted_items(ds: Dataset) -> list[tuple[int, Any]]:
+    """``(tag, element as stored)`` for every element of ``ds``, in tag order."""
+    elements = _element_map(ds)
+    if elements is None:
+        return [(tag, ds.get_item(tag, keep_deferred=True)) for tag in sorted(map(int, ds.keys()))]
+    return sorted([(int(tag), item) for tag, item in elements.items()], key=_first)
+
+
+def _first(pair: tuple[int, Any]) -> int:
+    return pair[0]
+
+
 def character_set(ds: Dataset, inherited: str | list[str] | None) -> str | list[str] | None:
     """The encodings to decode ``ds``'s text with: its own SpecificCharacterSet, else inherited."""
-    item = ds.get_item(0x00080005, keep_deferred=True)
+    item = _get_item(ds, 0x00080005)
     if item is None:
         return inherited
     try:
@@ -510,13 +544,20 @@ def view_element(
     A value whose reading was deferred (``dcmread(defer_size=...)``) is read from the dataset's
     source, unless ``load_deferred`` is False.
     """
-    item = ds.get_item(tag, keep_deferred=True)
+    item = _get_item(ds, tag)
     if item is None:
         return None
+    return _view_item(ds, tag, item, encoding, load_deferred)
+
+
+def _view_item(
+    ds: Dataset, tag: int, item: Any, encoding: str | list[str] | None, load_deferred: bool
+) -> ElementView | None:
+    """The view of ``item``, the element of ``ds`` stored under ``tag`` (see view_element)."""
     keyword = keyword_of(tag)
     if isinstance(item, RawDataElement):
         undefined = item.length == 0xFFFFFFFF
-        common = {"value_tell": item.value_tell, "undefined_length": undefined,
+        common: dict[str, Any] = {"value_tell": item.value_tell, "undefined_length": undefined,
                   "length": None if undefined else item.length}  # fmt: skip
         vr = str(item.VR or "UN")
         if item.value is None and item.length != 0:
@@ -616,12 +657,12 @@ def iter_elements(
     Deferred values of the tags in ``defer`` are left unread. Public (even-group) elements whose
     explicit VR is in ``skip_public_vrs`` are not viewed at all.
     """
-    for tag in sorted(int(t) for t in ds.keys()):
-        if skip_public_vrs and not (tag >> 16) & 1:
-            item = ds.get_item(tag, keep_deferred=True)
-            if item is not None and item.VR in skip_public_vrs:
-                continue
-        view = view_element(ds, tag, encoding, load_deferred=tag not in defer)
+    for tag, item in _sorted_items(ds):
+        if item is None:
+            continue
+        if skip_public_vrs and not (tag >> 16) & 1 and item.VR in skip_public_vrs:
+            continue
+        view = _view_item(ds, tag, item, encoding, tag not in defer)
         if view is not None:
             yield view
 
