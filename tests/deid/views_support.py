@@ -4,7 +4,8 @@ list of element views a dataset gives (to compare two ways of reading the same b
 :func:`synthetic_cases` runs a small corpus (hostile inputs included) through the steps of
 :func:`~tftt.deid.pipeline.process_bytes`: the original as parsed and then read by the first
 pass (what :func:`~tftt.deid.harvest.harvest_identifiers` walks) and the serialized output of
-the second pass (what :func:`~tftt.deid.verify.verify_output` re-reads).
+the second pass (what :func:`~tftt.deid.verify.verify_output` re-reads), with the identifiers
+harvested from the original.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from typing import Any
 from pydicom.dataset import Dataset
 
 from tftt.deid.engine import DeidContext, deidentify, serialize
-from tftt.deid.pipeline import parse
+from tftt.deid.harvest import Identifiers
+from tftt.deid.pipeline import Pipeline, parse
 from tftt.deid.scan import ElementView, character_set, iter_elements, view_element
 from tftt.errors import TfttError
 from tftt.headless import build_pipeline, iter_inputs
@@ -33,49 +35,62 @@ KEY = b"views-support-key-0123456789abcd"
 
 @dataclass(frozen=True)
 class SynthCase:
-    """One synthetic input: its bytes, the parsed original (``None`` if it does not parse) and
-    the de-identified output bytes (``None`` if a pass refused it)."""
+    """One synthetic input: its bytes, the parsed original (``None`` if it does not parse),
+    the identifiers harvested from it, and the de-identified output bytes and file name
+    (``None`` if a pass refused it)."""
 
     name: str
     data: bytes
-    original: Dataset | None
-    output: bytes | None
+    original: Dataset | None = None
+    identifiers: Identifiers | None = None
+    output: bytes | None = None
+    file_name: str | None = None
 
 
 @lru_cache(maxsize=1)
+def _synthetic() -> tuple[tuple[SynthCase, ...], Pipeline, tempfile.TemporaryDirectory[str]]:
+    folder = tempfile.TemporaryDirectory(prefix="tftt-views-")  # removed at exit
+    root = Path(folder.name)
+    write_corpus(root / "src", seed=5, patients=1)
+    settings = Settings(data_dir=root / "data", deid=DeidSettings(ocr=False))
+    pipeline = build_pipeline(settings, KEY, make_pixel_stage(settings))
+    cases = []
+    for path in iter_inputs(root / "src"):
+        if path.name == "manifest.json":
+            continue
+        data = path.read_bytes()
+        cases.append(_run(str(path.relative_to(root / "src")), data, pipeline))
+    return tuple(cases), pipeline, folder
+
+
 def synthetic_cases() -> tuple[SynthCase, ...]:
-    """The corpus of ``write_corpus(seed=5, patients=1)``, hostile inputs included, once per
-    test session."""
-    with tempfile.TemporaryDirectory(prefix="tftt-views-") as folder:
-        root = Path(folder)
-        write_corpus(root / "src", seed=5, patients=1)
-        settings = Settings(data_dir=root / "data", deid=DeidSettings(ocr=False))
-        pipeline = build_pipeline(settings, KEY, make_pixel_stage(settings))
-        cases = []
-        for path in iter_inputs(root / "src"):
-            if path.name == "manifest.json":
-                continue
-            data = path.read_bytes()
-            name = str(path.relative_to(root / "src"))
-            cases.append(SynthCase(name, data, *_run(data, pipeline)))
-    return tuple(cases)
+    """The corpus of ``write_corpus(seed=5, patients=1)``, hostile inputs included, through
+    the pipeline once per test session."""
+    return _synthetic()[0]
 
 
-def _run(data: bytes, pipeline: Any) -> tuple[Dataset | None, bytes | None]:
+def synthetic_pipeline() -> Pipeline:
+    """The pipeline :func:`synthetic_cases` went through (default settings, no OCR)."""
+    return _synthetic()[1]
+
+
+def _run(name: str, data: bytes, pipeline: Pipeline) -> SynthCase:
     try:
         original = parse(data)
     except TfttError:
-        return None, None
+        return SynthCase(name, data)
     try:
         first = deidentify(original, DeidContext(rules=pipeline.first, key=pipeline.key))
+        identifiers = pipeline.verification.harvest(original)
         pixels = pipeline.pixel_stage(first.dataset)
         second = deidentify(
             pixels.dataset,
             DeidContext(rules=pipeline.second, key=pipeline.key, pixels_cleaned=pixels.cleaned),
         )
-        return original, serialize(second.dataset)
+        output = serialize(second.dataset)
     except TfttError:
-        return original, None
+        return SynthCase(name, data, original)
+    return SynthCase(name, data, original, identifiers, output, second.file_name)
 
 
 def _record(view: ElementView | None) -> tuple[Any, ...] | None:
