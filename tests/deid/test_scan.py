@@ -8,8 +8,11 @@ import numpy as np
 import pytest
 from pydicom import dcmread
 from pydicom.dataelem import RawDataElement
+from pydicom.dataset import Dataset
 
 from tests.deid import verify_support as vs
+from tests.deid import views_support as views
+from tftt.deid import scan
 from tftt.deid.scan import (
     _CHUNK,
     Category,
@@ -125,3 +128,58 @@ def test_sets_sharing_a_patients_needles_do_not_share_their_own_uids():
     # the first set is unchanged by building the second from the same cached part
     assert [h.offset for h in first.search(data)] == [0, 14, 28]
     assert len(first) == len(second) == 3
+
+
+# ----- the fast path over pydicom's element dict ---------------------------------------------
+
+
+def _datasets(ds: Dataset) -> list[Dataset]:
+    """``ds``, its file meta and every sequence item, at every depth."""
+    out = [ds]
+    meta = getattr(ds, "file_meta", None)
+    if meta is not None:
+        out.append(meta)
+    for element in ds.iterall():
+        if element.VR == "SQ":
+            for item in element.value:
+                out.extend(_datasets(item))
+    return out
+
+
+def _stored(ds: Dataset) -> list[list[tuple[int, int]]]:
+    """The identity of every stored element: a read must not store a conversion."""
+    return [[(int(t), id(e)) for t, e in d._dict.items()] for d in _datasets(ds)]
+
+
+def _synthetic_datasets() -> list[tuple[str, Dataset]]:
+    out: list[tuple[str, Dataset]] = []
+    for case in views.synthetic_cases():
+        if case.original is not None:
+            out.append((f"{case.name} original", case.original))
+        if case.output is not None:
+            out.append((f"{case.name} output", dcmread(BytesIO(case.output), defer_size=1 << 20)))
+    return out
+
+
+def test_the_fast_path_is_taken_for_pydicom_datasets() -> None:
+    """Fails when a pydicom release moves the element dict: the fast path would be lost."""
+    ds = dcmread(BytesIO(vs.to_bytes(vs.original())))
+    for dataset in (ds, ds.file_meta, Dataset()):
+        assert scan._element_map(dataset) is dataset._dict
+    for tag, item in scan._sorted_items(ds):
+        assert ds.get_item(tag, keep_deferred=True) is item
+
+
+def test_fast_and_plain_paths_read_every_synthetic_file_alike(monkeypatch: pytest.MonkeyPatch) -> None:
+    datasets = _synthetic_datasets()
+    assert len(datasets) > 20
+    for name, ds in datasets:
+        before = _stored(ds)
+        fast = views.file_views(ds)
+        harvest_like = views.element_views(ds, skip_public_vrs=frozenset({"US", "OB"}))
+        with monkeypatch.context() as patch:
+            patch.setattr(scan, "_element_map", lambda _ds: None)
+            assert views.file_views(ds) == fast, name
+            plain_harvest = views.element_views(ds, skip_public_vrs=frozenset({"US", "OB"}))
+            assert plain_harvest == harvest_like, name
+        assert _stored(ds) == before, name

@@ -25,7 +25,9 @@ at those offsets are compared with the needles' prefixes, and only exact prefix 
 compared in Python. Short needles are whole tokens, so the buffer is split into tokens by one
 regular expression and each token looked up in a dict.
 
-:func:`iter_elements` reads a dataset's elements without converting (changing) the dataset.
+:func:`iter_elements` reads a dataset's elements without converting (changing) the dataset: a
+pydicom ``Dataset`` or a :class:`~tftt.deid.raw_dataset.RawDataset`, whose elements it views
+exactly as it views pydicom's reading of the same bytes.
 """
 
 from __future__ import annotations
@@ -35,15 +37,23 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from pydicom.charset import convert_encodings, decode_bytes, default_encoding
 from pydicom.datadict import dictionary_keyword, dictionary_VR
-from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_element
+from pydicom.dataelem import (
+    DataElement,
+    RawDataElement,
+    convert_raw_data_element,
+    empty_value_for_VR,
+)
 from pydicom.dataset import Dataset
 from pydicom.filereader import read_deferred_data_element
+from pydicom.tag import BaseTag
 from pydicom.valuerep import PersonName
+
+from tftt.deid.raw_dataset import RawDataset, RawElement
 
 LONG_NEEDLE = 6
 """Needles of at least this many characters match as substrings; shorter ones as words."""
@@ -524,9 +534,47 @@ class ElementView:
     error: bool = False
 
 
-def character_set(ds: Dataset, inherited: str | list[str] | None) -> str | list[str] | None:
+def _element_map(ds: Dataset) -> dict[Any, Any] | None:
+    """The dict in which pydicom 3.0 keeps ``ds``'s elements (``Dataset._dict``: BaseTag keys,
+    RawDataElement or DataElement values), or ``None`` when that layout is not there.
+
+    Reading it directly saves a ``Tag()`` conversion, a ``get_item`` call and a Python-level
+    ``BaseTag.__eq__`` per element and lookup, much of the time of a harvest. It is a private
+    attribute: if a pydicom release changes it, the plain path (``keys()`` and ``get_item``)
+    is taken, and tests/deid/test_scan.py fails, since it asserts that the fast path is taken
+    and gives the same views as the plain one.
+    """
+    elements = ds.__dict__.get("_dict")
+    return elements if type(elements) is dict else None
+
+
+def _get_item(ds: Dataset, tag: int) -> Any:
+    """``ds.get_item(tag, keep_deferred=True)``: the element as stored, never read or converted."""
+    elements = _element_map(ds)
+    if elements is None:
+        return ds.get_item(tag, keep_deferred=True)
+    return elements.get(tag)
+
+
+def _sorted_items(ds: Dataset) -> list[tuple[int, Any]]:
+    """``(tag, element as stored)`` for every element of ``ds``, in tag order."""
+    elements = _element_map(ds)
+    if elements is None:
+        return [(tag, ds.get_item(tag, keep_deferred=True)) for tag in sorted(map(int, ds.keys()))]
+    return sorted([(int(tag), item) for tag, item in elements.items()], key=_first)
+
+
+def _first(pair: tuple[int, Any]) -> int:
+    return pair[0]
+
+
+def character_set(ds: Dataset | RawDataset, inherited: str | list[str] | None) -> str | list[str] | None:
     """The encodings to decode ``ds``'s text with: its own SpecificCharacterSet, else inherited."""
-    item = ds.get_item(0x00080005, keep_deferred=True)
+    if isinstance(ds, RawDataset):
+        node = ds.elements.get(0x00080005)
+        item = None if node is None else _raw_data_element(ds, node)
+    else:
+        item = _get_item(ds, 0x00080005)
     if item is None:
         return inherited
     try:
@@ -554,20 +602,30 @@ def keyword_of(tag: int) -> str:
 
 
 def view_element(
-    ds: Dataset, tag: int, encoding: str | list[str] | None, *, load_deferred: bool = True
+    ds: Dataset | RawDataset, tag: int, encoding: str | list[str] | None, *, load_deferred: bool = True
 ) -> ElementView | None:
     """Read one element of ``ds`` without storing the conversion in ``ds``.
 
     A value whose reading was deferred (``dcmread(defer_size=...)``) is read from the dataset's
     source, unless ``load_deferred`` is False.
     """
-    item = ds.get_item(tag, keep_deferred=True)
+    if isinstance(ds, RawDataset):
+        node = ds.elements.get(tag)
+        return None if node is None else _view_node(ds, node, encoding, load_deferred)
+    item = _get_item(ds, tag)
     if item is None:
         return None
+    return _view_item(ds, tag, item, encoding, load_deferred)
+
+
+def _view_item(
+    ds: Dataset, tag: int, item: Any, encoding: str | list[str] | None, load_deferred: bool
+) -> ElementView | None:
+    """The view of ``item``, the element of ``ds`` stored under ``tag`` (see view_element)."""
     keyword = keyword_of(tag)
     if isinstance(item, RawDataElement):
         undefined = item.length == 0xFFFFFFFF
-        common = {"value_tell": item.value_tell, "undefined_length": undefined,
+        common: dict[str, Any] = {"value_tell": item.value_tell, "undefined_length": undefined,
                   "length": None if undefined else item.length}  # fmt: skip
         vr = str(item.VR or "UN")
         if item.value is None and item.length != 0:
@@ -581,7 +639,8 @@ def view_element(
         if isinstance(item.value, bytes):
             vr_known = str(item.VR) if item.VR is not None else _implicit_vr(tag)
             if vr_known is not None and vr_known != "SQ":
-                return _view_raw_value(item, tag, keyword, encoding, vr_known)
+                return _view_raw_value(item.value, tag, keyword, encoding, vr_known,
+                                       item.value_tell, item.length)  # fmt: skip
         raw = item.value if isinstance(item.value, bytes) else None
         try:
             element = convert_raw_data_element(item, encoding=encoding, ds=ds)
@@ -625,18 +684,18 @@ def _implicit_vr(tag: int) -> str | None:
 
 
 def _view_raw_value(
-    item: RawDataElement,
+    raw: bytes,
     tag: int,
     keyword: str,
     encoding: str | list[str] | None,
     vr: str,
+    value_tell: int | None,
+    length: int,
 ) -> ElementView:
     """Fast path for a value read from a file: text is decoded with the character set (no
     pydicom value objects, no validation warnings that would quote the value), numbers and
-    binary stay as raw bytes."""
-    raw = item.value
-    assert isinstance(raw, bytes)
-    undefined = item.length == 0xFFFFFFFF
+    binary stay as raw bytes. ``length`` is the length field as read (undefined: 0xFFFFFFFF)."""
+    undefined = length == 0xFFFFFFFF
     value: Any = raw
     try:
         if vr in _DECODED_TEXT_VRS:
@@ -647,16 +706,68 @@ def _view_raw_value(
         elif vr in _ASCII_TEXT_VRS:
             value = raw.decode("latin-1").rstrip("\x00 ")
     except Exception:
-        return ElementView(tag, vr, keyword, None, raw, item.value_tell, undefined,
-                           None if undefined else item.length, error=True)  # fmt: skip
+        return ElementView(tag, vr, keyword, None, raw, value_tell, undefined,
+                           None if undefined else length, error=True)  # fmt: skip
     return ElementView(
-        tag, vr, keyword, value, raw, item.value_tell, undefined,
-        None if undefined else item.length,
+        tag, vr, keyword, value, raw, value_tell, undefined, None if undefined else length
     )  # fmt: skip
 
 
+def _raw_data_element(ds: RawDataset, node: RawElement) -> RawDataElement:
+    """The RawDataElement pydicom's reading of the same bytes holds for ``node`` (loaded if
+    deferred): the value as written, and for an empty value what pydicom stores for the VR
+    (``b""`` for text and sequences, ``None`` for the others)."""
+    value: bytes | None
+    if node.length == 0:
+        value = cast(bytes | None, empty_value_for_VR(node.vr, raw=True))
+    else:
+        value = ds.value_bytes(node)
+    return RawDataElement(BaseTag(node.tag), node.vr, node.length, value, node.value_tell,
+                          False, True)  # fmt: skip
+
+
+def _view_node(
+    ds: RawDataset, node: RawElement, encoding: str | list[str] | None, load_deferred: bool
+) -> ElementView:
+    """The view of an element read by :mod:`tftt.deid.raw_dataset`: the same as
+    :func:`_view_item` gives for the element pydicom's ``dcmread`` holds for the same bytes (a
+    DataElement for a converted element or a sequence of undefined length, else a
+    RawDataElement), with the sequence items as RawDatasets."""
+    tag, vr = node.tag, node.vr
+    keyword = keyword_of(tag)
+    undefined = node.length == 0xFFFFFFFF
+    if node.converted:
+        element = convert_raw_data_element(_raw_data_element(ds, node), encoding=default_encoding)
+        return ElementView(tag, str(element.VR), keyword, element.value, None,
+                           value_tell=node.value_tell, undefined_length=False)  # fmt: skip
+    if vr == "SQ" and undefined:
+        return ElementView(tag, vr, keyword, list(node.items or ()), None,
+                           value_tell=node.value_tell, undefined_length=True)  # fmt: skip
+    length = None if undefined else node.length
+    if node.deferred and not load_deferred:
+        return ElementView(tag, vr, keyword, None, None, node.value_tell, undefined, length,
+                           deferred=True)  # fmt: skip
+    if vr == "SQ":
+        raw = ds.value_bytes(node)
+        items = list(node.items or ()) if node.length else []
+        return ElementView(tag, vr, keyword, items, raw, node.value_tell, False, length)
+    if node.length:
+        return _view_raw_value(ds.value_bytes(node), tag, keyword, encoding, vr,
+                               node.value_tell, node.length)  # fmt: skip
+    item = _raw_data_element(ds, node)
+    if isinstance(item.value, bytes):  # empty text
+        return _view_raw_value(item.value, tag, keyword, encoding, vr, node.value_tell, 0)
+    try:  # an empty value of a VR without text: pydicom's empty value for it
+        element = convert_raw_data_element(item, encoding=encoding, ds=None)
+    except Exception:
+        return ElementView(tag, vr, keyword, None, None, node.value_tell, undefined, length,
+                           error=True)  # fmt: skip
+    return ElementView(tag, str(element.VR), keyword, element.value, None, node.value_tell,
+                       undefined, length)  # fmt: skip
+
+
 def iter_elements(
-    ds: Dataset,
+    ds: Dataset | RawDataset,
     encoding: str | list[str] | None,
     *,
     defer: frozenset[int] = frozenset(),
@@ -667,12 +778,18 @@ def iter_elements(
     Deferred values of the tags in ``defer`` are left unread. Public (even-group) elements whose
     explicit VR is in ``skip_public_vrs`` are not viewed at all.
     """
-    for tag in sorted(int(t) for t in ds.keys()):
-        if skip_public_vrs and not (tag >> 16) & 1:
-            item = ds.get_item(tag, keep_deferred=True)
-            if item is not None and item.VR in skip_public_vrs:
+    if isinstance(ds, RawDataset):
+        for node in ds.elements.values():  # in tag order
+            if skip_public_vrs and not (node.tag >> 16) & 1 and node.vr in skip_public_vrs:
                 continue
-        view = view_element(ds, tag, encoding, load_deferred=tag not in defer)
+            yield _view_node(ds, node, encoding, node.tag not in defer)
+        return
+    for tag, item in _sorted_items(ds):
+        if item is None:
+            continue
+        if skip_public_vrs and not (tag >> 16) & 1 and item.VR in skip_public_vrs:
+            continue
+        view = _view_item(ds, tag, item, encoding, tag not in defer)
         if view is not None:
             yield view
 

@@ -28,6 +28,10 @@ against its own reading of the profile (:mod:`tftt.deid.retention`).
 
 Any finding raises :class:`~tftt.errors.ResidualPHIError`, whose ``findings`` name the place
 (attribute path, fragment, raw offset, file name) and the kind of problem, never the value.
+
+An output in Explicit VR Little Endian (natively or encapsulated) is read by
+:mod:`tftt.deid.raw_dataset`, not by the parser that wrote it; other transfer syntaxes, and
+anything that reader refuses, are read by pydicom, and an output neither reads is a finding.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ from pydicom import dcmread
 from pydicom.dataset import Dataset
 
 from tftt.deid.harvest import Identifiers, harvest_identifiers
+from tftt.deid.raw_dataset import RawDataset, read_explicit_little
 from tftt.deid.retention import (
     DEIDENTIFICATION_METHOD_CODE_SEQUENCE,
     FILE_META_ALLOWED,
@@ -69,7 +74,7 @@ from tftt.deid.scan import (
     text_of,
     view_element,
 )
-from tftt.errors import ResidualPHIError
+from tftt.errors import ResidualPHIError, UnsupportedInputError
 
 __all__ = [
     "Identifiers",
@@ -300,7 +305,7 @@ class _Verifier:
     # ----- walking -----------------------------------------------------------------------
     def walk(
         self,
-        ds: Dataset,
+        ds: Dataset | RawDataset,
         encoding: str | list[str] | None,
         prefix: str,
         *,
@@ -556,11 +561,8 @@ def verify_output(
     elif output[:128].count(0) != 128:
         findings.add("preamble", "not all zeros")
 
-    ds: Dataset | None = None
-    try:
-        # Large values are not copied: native pixel data is only searched in ``output``.
-        ds = dcmread(BytesIO(output), defer_size=_DEFER_SIZE)
-    except Exception:  # any parse failure is a verification failure
+    ds = _read(output)
+    if ds is None:
         findings.add("output", "does not parse as DICOM")
 
     if ds is not None:
@@ -597,14 +599,32 @@ def verify_output(
     )
 
 
-def _top_text(ds: Dataset, tag: int) -> str | None:
+def _read(output: bytes) -> Dataset | RawDataset | None:
+    """The output as read for checking, or ``None`` if it does not parse.
+
+    Explicit VR Little Endian outputs (natively or encapsulated) are read by this package's own
+    reader (:mod:`tftt.deid.raw_dataset`), independently of the parser that wrote them; other
+    transfer syntaxes, and anything that reader refuses, by pydicom. Large values are not copied
+    either way: native pixel data is only searched in ``output``.
+    """
+    try:
+        return read_explicit_little(output, defer_size=_DEFER_SIZE)
+    except UnsupportedInputError:
+        pass
+    try:
+        return dcmread(BytesIO(output), defer_size=_DEFER_SIZE)
+    except Exception:  # any parse failure is a verification failure
+        return None
+
+
+def _top_text(ds: Dataset | RawDataset, tag: int) -> str | None:
     element = view_element(ds, tag, None)
     if element is None or element.value is None:
         return None
     return text_of(element.value).strip("\x00 ")
 
 
-def _check_top_level(ds: Dataset, file_name: str, verifier: _Verifier) -> None:
+def _check_top_level(ds: Dataset | RawDataset, file_name: str, verifier: _Verifier) -> None:
     findings = verifier.findings
     removed = _top_text(ds, 0x00120062)
     if removed != "YES":
