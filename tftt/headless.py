@@ -210,12 +210,13 @@ def _lane(paths: Iterable[Path], src: Path, dst: Path, qdir: Path, pipeline: Pip
                 yield _unreadable(qdir, str(path.relative_to(src)), exc)
                 continue
             del reading  # the future held the bytes: process_bytes lets them go once parsed
+            large = len(data) > OVERLAP_MAX_BYTES  # a quarantine reads the input again
             outcome = process_bytes(data, pipeline)
             del data
             if writing is not None:
                 yield writing.result()
                 writing = None
-            if outcome.output is not None and len(outcome.output) > OVERLAP_MAX_BYTES:
+            if large or (outcome.output is not None and len(outcome.output) > OVERLAP_MAX_BYTES):
                 yield _finish(path, src, dst, qdir, outcome)
             else:
                 writing = io_threads.submit(_finish, path, src, dst, qdir, outcome)
