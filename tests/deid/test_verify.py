@@ -552,3 +552,34 @@ def test_short_needles_are_not_searched_in_standard_binary_values() -> None:
         "(0028,2000) ICCProfile: contains harvested person name",
         identifiers=identifiers,
     )
+
+
+# ----- outputs cut short ----------------------------------------------------------------
+
+
+def _cut_outputs() -> dict[str, bytes]:
+    output = vs.clean_output()
+    data = vs.to_bytes(output)
+    pixel = data.rindex(b"\xe0\x7f\x10\x00")  # the PixelData element header
+    return {"inside the pixel data": data[: pixel + 12 + 20], "before the pixel data": data[:pixel],
+            "last byte": data[:-1]}  # fmt: skip
+
+
+@pytest.mark.parametrize("where", ["inside the pixel data", "before the pixel data", "last byte"])
+def test_an_output_cut_short_is_a_finding(where: str) -> None:
+    """Found while making the verifier's reader: pydicom reads a short last value without
+    complaint, so an output cut in its pixel data passed; one cut between elements is even well
+    formed. Either is not the image that was de-identified."""
+    data = _cut_outputs()[where]
+    finding = ("(7FE0,0010) PixelData: missing from an image object (output cut short?)"
+               if where == "before the pixel data"
+               else "(7FE0,0010) PixelData: shorter than the image size (output cut short?)")
+    expect_findings(vs.clean_output(), finding, data=data)
+
+
+def test_a_complete_big_endian_output_is_not_cut_short() -> None:
+    output = vs.clean_output()
+    output.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.2"
+    buffer = BytesIO()
+    output.save_as(buffer, implicit_vr=False, little_endian=False, enforce_file_format=True)
+    verify(output, data=buffer.getvalue())
