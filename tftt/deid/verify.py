@@ -297,6 +297,7 @@ class _Verifier:
         self.pieces: list[tuple[str, bytes]] = []  # text and private/unknown values
         self.binary: list[tuple[str, bytes]] = []  # standard binary values: long needles only
         self.spans: list[tuple[int, int, str]] = []
+        self.base = 0  # file offset that the value offsets of the elements being read count from
         self.elements = 0
         self.items = 0
         self.private = 0
@@ -347,6 +348,11 @@ class _Verifier:
                     self._add_piece(label, element.raw, element)
                 continue
             if element.vr == "SQ":
+                # Offsets read inside a sequence of defined length count from that sequence's
+                # value (pydicom reads it as a buffer of its own; the raw reader does alike).
+                outer = self.base
+                if not element.undefined_length and element.value_tell is not None:
+                    self.base = outer + element.value_tell
                 for index, item in enumerate(element.value or ()):
                     self.items += 1
                     self.walk(
@@ -356,6 +362,7 @@ class _Verifier:
                         top=False,
                         in_mark_code=tag == DEIDENTIFICATION_METHOD_CODE_SEQUENCE,
                     )
+                self.base = outer
                 continue
             if top and tag in _BULK_PIXEL_TAGS:
                 self._pixel_data(element, label)
@@ -369,9 +376,8 @@ class _Verifier:
             return
         (self.binary if binary else self.pieces).append((label, data))
         if element is not None and element.raw is not None and element.value_tell is not None:
-            self.spans.append(
-                (element.value_tell, element.value_tell + len(element.raw), label)
-            )
+            start = self.base + element.value_tell
+            self.spans.append((start, start + len(element.raw), label))
 
     def _value(self, element: ElementView, label: str) -> None:
         vr = element.vr
