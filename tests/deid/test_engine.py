@@ -338,3 +338,19 @@ def test_pass_through_of_kept_values_gives_the_same_bytes_as_converting(name, mo
     monkeypatch.setattr(engine, "_passes_as_read", lambda raw: False)
     slow = serialize(deidentify(ds, _ctx(name)).dataset)
     assert fast == slow
+
+
+def test_a_date_revealing_an_age_over_89_goes_even_as_a_year(second):
+    """Safe Harbor removes dates, year included, that tell an age over 89: a structured report's
+    DATE item holding a 1933 birth date in a 2023 study said "90" after being cut to 19330101."""
+    ds = make_ct()  # StudyDate 20230514
+    old, young = Dataset(), Dataset()
+    old.ValueType = young.ValueType = "DATE"
+    old.Date, young.Date = "19330214", "19340214"  # 90 and 89 years before the study
+    ds.ContentSequence = Sequence([old, young])
+    result = deidentify(ds, second)
+    items = result.dataset.ContentSequence
+    assert items[0].get("Date", "") == ""
+    assert items[1].Date == "19340101"
+    assert dict(result.report.removed_not_allowed)["date-revealing-age-over-cap"] == 1
+    assert b"1933" not in serialize(result.dataset)

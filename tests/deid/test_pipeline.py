@@ -14,17 +14,24 @@ from pathlib import Path
 
 import pytest
 
+from tftt.deid.pipeline import parse as parse_input
 from tftt.deid.pipeline import process_bytes
+from tftt.errors import ResidualPHIError
 from tftt.headless import build_pipeline, iter_inputs
 from tftt.pixels.stage import make_pixel_stage
 from tftt.settings import DeidSettings, Settings
 from tftt.synth.corpus import write_corpus
 
 KEY = b"pinned-output-key-0123456789abcd"
-# Re-pinned once, deliberately (2026-12-07): two text SRs lost a finding "raw bytes offset N",
-# which the verifier now attributes to the nested element already named (offsets inside a
-# defined-length sequence count from that sequence). No output byte changed.
-PINNED = "2e4a24b257589742abaa1a4a3e5394e0f65a096e62c316ca22153d4c9bd40a22"
+# Re-pinned deliberately on 2026-12-07, twice:
+# 1. two text SRs lost a finding "raw bytes offset N", which the verifier now attributes to the
+#    nested element already named (offsets inside a defined-length sequence count from that
+#    sequence); no output byte changed;
+# 2. those two text SRs are now written instead of quarantined (the harvest no longer counts
+#    the kept values inside a D sequence as removed text), and the 92-year-old's birth date in
+#    one of them is emptied instead of cut to its year (an age over 89). 29 written, 17
+#    quarantined; both outputs checked free of every canary.
+PINNED = "4de091db9838569b8b3c01b7d18a463843ecdb10f7955587665b50e8b5598e97"
 
 
 @pytest.fixture(scope="module")
@@ -145,3 +152,61 @@ def test_a_broken_nested_sequence_is_removed_and_the_rest_goes_on(tmp_path):
     assert outcome.report is not None and outcome.output is not None
     assert b"SEQBROKEN" not in outcome.output and b"CANARYSEQ" not in outcome.output
     assert b"\x08\x00\x12\x21SQ" in outcome.output  # SourceImageSequence (0008,2112) is kept
+
+
+def _report_ct() -> bytes:
+    """A CT object of 2023 carrying a small structured report: the patient's 1933 birth date as a
+    DATE item (90 years before the study), a 1934 date (89 years) and a text naming the patient."""
+    from io import BytesIO
+
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    from tests.deid.test_engine import make_ct
+
+    ds = make_ct()
+
+    def item(value_type: str, meaning: str, **values: str) -> Dataset:
+        concept = Dataset()
+        concept.CodeValue, concept.CodingSchemeDesignator, concept.CodeMeaning = "1", "99TEST", meaning
+        entry = Dataset()
+        entry.RelationshipType = "HAS OBS CONTEXT"
+        entry.ValueType = value_type
+        entry.ConceptNameCodeSequence = Sequence([concept])
+        for keyword, value in values.items():
+            setattr(entry, keyword, value)
+        return entry
+
+    ds.ContentSequence = Sequence([
+        item("DATE", "Subject Birth Date", Date="19330214"),
+        item("DATE", "Study Date", Date="19340214"),
+        item("TEXT", "Comment", TextValue="Seen by CANARYREPORTER in clinic"),
+    ])  # fmt: skip
+    buffer = BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+def test_a_report_keeps_its_structure_and_loses_what_tells_an_age_over_89(tmp_path):
+    """Two bugs, found once text SRs stopped being quarantined by accident: the harvest counted
+    every value inside ContentSequence (D: items kept, each element by its own rule) as removed,
+    so the kept ValueType DATE matched the removed concept name "Date"; and a birth date in a
+    DATE item was cut to its year, which still told a 90-year-old's age."""
+    from pydicom import dcmread
+
+    settings = Settings(data_dir=tmp_path / "data", deid=DeidSettings(ocr=False))
+    pipeline = build_pipeline(settings, KEY, make_pixel_stage(settings))
+    outcome = process_bytes(_report_ct(), pipeline)
+    assert outcome.ok, outcome.findings
+    assert outcome.output is not None and outcome.file_name is not None
+    out = dcmread(__import__("io").BytesIO(outcome.output))
+    items = out.ContentSequence
+    assert [i.ValueType for i in items] == ["DATE", "DATE", "TEXT"]
+    assert items[0].get("Date", "") == "" and items[1].Date == "19340101"
+    assert b"1933" not in outcome.output and b"CANARYREPORTER" not in outcome.output
+    # The verifier's own rule: put the year back and it is a finding.
+    tampered = outcome.output.replace(b"19340101", b"19330101")
+    identifiers = pipeline.verification.harvest(parse_input(_report_ct()))
+    with pytest.raises(ResidualPHIError) as info:
+        pipeline.verification.verify(identifiers, tampered, outcome.file_name)
+    assert any("(0040,A121) Date: date reveals an age over 89" in f for f in info.value.findings)

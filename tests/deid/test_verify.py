@@ -586,3 +586,4 @@ def test_a_complete_big_endian_output_is_not_cut_short() -> None:
     buffer = BytesIO()
     output.save_as(buffer, implicit_vr=False, little_endian=False, enforce_file_format=True)
     verify(output, data=buffer.getvalue())
+

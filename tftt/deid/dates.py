@@ -10,6 +10,29 @@ _DT = re.compile(r"^(\d{4})(\d{2})?(\d{2})?(.*)$")
 _AGE = re.compile(r"^(\d{3})([DWMY])$")
 
 
+_YEAR = re.compile(r"^(\d{4})")
+
+#: Top-level dates whose year is the year an object was made (first one present wins).
+REFERENCE_DATE_TAGS = (0x00080020, 0x00080021, 0x00080022, 0x00080023)  # Study, Series, Acq., Content
+
+
+def year_of(value: str) -> int | None:
+    """The year a DA or DT value starts with; ``None`` if it does not start with four digits."""
+    match = _YEAR.match(value.strip())
+    return int(match.group(1)) if match else None
+
+
+def reveals_age_over(value: str, reference_year: int | None, max_years: int) -> bool:
+    """Whether a date lies more than ``max_years`` years before the object's own year.
+
+    HIPAA Safe Harbor removes "all elements of dates (including year) indicative of" an age over
+    89: a birth date written as a structured-report DATE item, for instance, still tells a
+    92-year-old's age after it is cut to its year.
+    """
+    year = year_of(value)
+    return reference_year is not None and year is not None and reference_year - year > max_years
+
+
 def year_only_date(value: str) -> str | None:
     """``YYYYMMDD`` → ``YYYY0101``; ``None`` when the value is not a date."""
     match = _DA.match(value.strip())

@@ -360,6 +360,10 @@ class _Walk:
         patient_key = _patient_key(root)
         self.pseudonym = patient_pseudonym(ctx.key, patient_key)
         self.offset = date_offset_days(ctx.key, patient_key)
+        self.reference_year = next(
+            (year for tag in dates.REFERENCE_DATE_TAGS if (year := dates.year_of(_text(root, tag)))),
+            None,
+        )
         self.identifiers = identifier_tokens(_identifying_values(root))
 
     # -- datasets -------------------------------------------------------------------------
@@ -557,6 +561,9 @@ class _Walk:
         for value in _as_list(elem.value):
             text = str(value)
             if not text:
+                continue
+            if dates.reveals_age_over(text, self.reference_year, self.profile.max_age_years):
+                self.removed["date-revealing-age-over-cap"] += 1
                 continue
             if policy is DatePolicy.YEAR:
                 new = dates.year_only_date(text) if vr == "DA" else dates.year_only_datetime(text)

@@ -64,6 +64,7 @@ from tftt.deid.retention import (
 )
 from tftt.deid.rules import (
     CID_7050,
+    Action,
     ConfidentialityTable,
     DatePolicy,
     DescriptorPolicy,
@@ -436,7 +437,13 @@ class _Collector:
             )  # fmt: skip
             presence = Presence.REMOVED if removed else ruling.presence
             if element.vr == "SQ" and element.value is not None:
-                inner_removed = presence not in (Presence.RETAINED, Presence.CLEANED)
+                # A sequence replaced by a dummy (D) keeps its items, each element judged by its
+                # own rule, as PS3.15 applies actions inside sequences: only what those rules
+                # remove is harvested. Z, U and combined codes, whose outcome depends on the
+                # IOD type, count every inner value as removed.
+                inner_removed = presence not in (Presence.RETAINED, Presence.CLEANED) and not (
+                    presence is Presence.REPLACED and ruling.action is Action.DUMMY
+                )
                 for item in element.value:
                     self.walk(
                         item,

@@ -96,6 +96,7 @@ _UID = re.compile(r"(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*")
 _AGE = re.compile(r"(\d{3})([DWMY])")
 _YEAR_DA = re.compile(r"\d{4}0101")
 _YEAR_DT = re.compile(r"\d{4}")
+_LEADING_YEAR = re.compile(r"(\d{4})")
 _ZERO_TM = re.compile(r"0+(\.0+)?")
 _EMAIL = re.compile(rb"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
 _PIECE_SEPARATOR = b"\x00\x00\x00\x00"
@@ -298,6 +299,7 @@ class _Verifier:
         self.binary: list[tuple[str, bytes]] = []  # standard binary values: long needles only
         self.spans: list[tuple[int, int, str]] = []
         self.base = 0  # file offset that the value offsets of the elements being read count from
+        self.reference_year: int | None = None  # the year the object was made (Study Date ...)
         self.elements = 0
         self.items = 0
         self.private = 0
@@ -435,6 +437,12 @@ class _Verifier:
                 self.findings.add(label, f"age over {self.profile.max_age_years} years")
 
     def _check_date_time(self, element: ElementView, label: str) -> None:
+        if element.vr in ("DA", "DT") and self.profile.dates in (DatePolicy.YEAR, DatePolicy.SHIFT):
+            for part in text_of(element.value).split("\\"):
+                year = _LEADING_YEAR.match(part.strip())
+                if (year is not None and self.reference_year is not None
+                        and self.reference_year - int(year.group(1)) > self.profile.max_age_years):
+                    self.findings.add(label, f"date reveals an age over {self.profile.max_age_years}")
         if self.profile.dates is not DatePolicy.YEAR:
             return
         for part in text_of(element.value).split("\\"):
@@ -576,6 +584,11 @@ def verify_output(
         file_meta = getattr(ds, "file_meta", None)
         if file_meta is not None:
             verifier.walk(file_meta, None, "file meta ", top=False, meta=True)
+        for tag in (0x00080020, 0x00080021, 0x00080022, 0x00080023):  # Study/Series/Acq./Content
+            year = _LEADING_YEAR.match(_top_text(ds, tag) or "")
+            if year is not None:
+                verifier.reference_year = int(year.group(1))
+                break
         verifier.walk(ds, None, "", top=True)
         _check_top_level(ds, file_name, verifier)
         _check_pixels_complete(ds, verifier)
