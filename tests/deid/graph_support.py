@@ -58,11 +58,9 @@ class GraphComparison:
     def elements(self, a: dict[Any, Any], b: dict[Any, Any], where: str) -> None:
         assert type(a) is type(b), where
         assert list(a) == list(b), where
-        for key in a:
-            assert type(key) is type(b[key].tag if hasattr(b[key], "tag") else key), where
-            self.element(a[key], b[key], f"{where}({int(key):08X})")
         for ka, kb in zip(a, b, strict=True):
             assert type(ka) is type(kb), where
+            self.element(a[ka], b[kb], f"{where}({int(ka):08X})")
 
     def element(self, a: Any, b: Any, where: str) -> None:
         assert type(a) is type(b), (where, type(a), type(b))

@@ -27,7 +27,7 @@ from pydicom.uid import CTImageStorage, ExplicitVRBigEndian, ImplicitVRLittleEnd
 
 from tests.deid import views_support as views
 from tests.deid.graph_support import assert_same_graph
-from tftt.deid import pipeline
+from tftt.deid import dataset_reader, pipeline
 from tftt.deid.dataset_reader import read_explicit_file
 from tftt.deid.raw_dataset import EXPLICIT_LITTLE_SYNTAXES, VRS_LENGTH_32
 from tftt.errors import TfttError
@@ -270,11 +270,14 @@ def _config(setting: str) -> Iterator[None]:
     elif setting == "ignore validation":
         with mock.patch.object(config.settings, "_reading_validation_mode", config.IGNORE):
             yield
+    elif setting == "tag cache full":  # element dicts keyed by tags not from the reader's cache
+        with mock.patch.object(dataset_reader, "_TAGS", {}), mock.patch.object(dataset_reader, "_TAGS_MAX", 0):
+            yield
     else:
         yield
 
 
-@pytest.mark.parametrize("setting", ["default", "none as empty text", "ignore validation"])
+@pytest.mark.parametrize("setting", ["default", "none as empty text", "ignore validation", "tag cache full"])
 @pytest.mark.parametrize("name", list(EDGE_FILES))
 def test_edge_cases_are_read_as_pydicom_reads_them(name: str, setting: str) -> None:
     data = EDGE_FILES[name]

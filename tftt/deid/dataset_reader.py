@@ -84,7 +84,7 @@ _new_tuple = tuple.__new__
 #: BaseTag objects by tag number, shared between reads (a BaseTag is an immutable int); bounded
 #: so that files full of distinct private tags cannot grow it without end.
 _TAGS: dict[int, BaseTag] = {}
-_TAGS_MAX = 1 << 16
+_TAGS_MAX = 1 << 14
 
 
 class _NotRead(Exception):
