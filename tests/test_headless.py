@@ -252,31 +252,6 @@ def test_a_safe_listed_private_tag_holding_the_patients_id_is_quarantined(tmp_pa
     assert outcome.findings == ("(0009,1004) private: contains harvested identifier",)
 
 
-def _small_source(root: Path, tmp_path: Path, count: int = 6) -> Path:
-    src = tmp_path / "src"
-    src.mkdir()
-    for index, path in enumerate(sorted((root / "src").rglob("*"))):
-        if path.is_file() and path.stat().st_size < 2_000_000 and len(list(src.iterdir())) < count:
-            (src / f"{index:03d}").write_bytes(path.read_bytes())
-    return src
-
-
-def test_io_in_line_or_overlapped_gives_the_same_files(result, tmp_path, monkeypatch):
-    root, _, _ = result
-    src = _small_source(root, tmp_path)
-    settings = Settings(data_dir=tmp_path / "data")
-    pipeline = build_pipeline(settings, KEY, make_pixel_stage(settings))
-    overlapped = run_headless(src, tmp_path / "a", tmp_path / "qa", pipeline)
-    monkeypatch.setattr(headless, "OVERLAP_MAX_BYTES", 0)  # every read and write in line
-    in_line = run_headless(src, tmp_path / "b", tmp_path / "qb", pipeline)
-    assert (overlapped.written, overlapped.quarantined) == (in_line.written, in_line.quarantined)
-    assert overlapped.inputs == 6 and overlapped.balanced
-    names = sorted(p.name for p in (tmp_path / "a").iterdir())
-    assert names == sorted(p.name for p in (tmp_path / "b").iterdir())
-    for name in names:
-        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
-
-
 def test_duplicates_and_unreadable_inputs_keep_their_order_and_count(result, tmp_path):
     root, _, _ = result
     src = tmp_path / "src"
@@ -292,7 +267,7 @@ def test_duplicates_and_unreadable_inputs_keep_their_order_and_count(result, tmp
     changed = bytearray(original.read_bytes())
     changed[-1] ^= 0xFF  # same SOP Instance UID, other pixels: a conflicting duplicate
     (src / "conflict").write_bytes(bytes(changed))
-    (src / "folder").mkdir()  # stat works, reading fails on the read-ahead thread
+    (src / "folder").mkdir()  # listed, but reading it fails
     paths = [original, src / "folder", src / "copy", src / "gone", src / "conflict"]
     settings = Settings(data_dir=tmp_path / "data")
     pipeline = build_pipeline(settings, KEY, make_pixel_stage(settings))
@@ -306,27 +281,3 @@ def test_duplicates_and_unreadable_inputs_keep_their_order_and_count(result, tmp
     ]
     assert len(list((tmp_path / "out").iterdir())) == 1
 
-
-def test_large_inputs_are_finished_in_line_even_when_quarantined(tmp_path, monkeypatch):
-    """A quarantine reads the input again: doing that for a large file on the I/O thread while
-    the next file is processed held two large files at once (peak RSS +20 MB on 18 MB cines)."""
-    import threading
-
-    monkeypatch.setattr(headless, "OVERLAP_MAX_BYTES", 100)
-    src = tmp_path / "src"
-    src.mkdir()
-    (src / "large").write_bytes(b"not dicom " * 30)
-    (src / "small").write_bytes(b"not dicom")
-    threads: dict[str, bool] = {}
-    finish = headless._finish
-
-    def recording(path, *args):
-        threads[path.name] = threading.current_thread() is threading.main_thread()
-        return finish(path, *args)
-
-    monkeypatch.setattr(headless, "_finish", recording)
-    settings = Settings(data_dir=tmp_path / "data")
-    pipeline = build_pipeline(settings, KEY, make_pixel_stage(settings))
-    summary = run_headless(src, tmp_path / "out", tmp_path / "q", pipeline)
-    assert summary.quarantined_total == 2
-    assert threads == {"large": True, "small": False}
