@@ -1,5 +1,4 @@
 import io
-import time
 
 import numpy as np
 import pytest
@@ -141,18 +140,18 @@ def test_encode_jpeg_gives_decodable_bytes():
     assert np.asarray(Image.open(io.BytesIO(data))).mean() == pytest.approx(200, abs=2)
 
 
-def test_window_and_jpeg_cost_about_two_milliseconds_per_512_frame():
+def test_every_frame_of_a_12_bit_ct_becomes_a_decodable_512_jpeg():
+    """Speed is not asserted here (a timed test fails on a busy machine): previews are timed in
+    benchmarks/case.py's prepare-review step, about 0.9 s for a 300-image CT case."""
     rng = np.random.default_rng(3)
     frames = rng.integers(0, 4096, (10, 512, 512), dtype=np.uint16)
     ds = make_dataset(frames, bits_stored=12, sop_class=CT_IMAGE)
     ds.RescaleSlope, ds.RescaleIntercept, ds.WindowCenter, ds.WindowWidth = 1, -1024, 40, 400
     pixels = decode_frames(ds)
-    start = time.perf_counter()
     for i in range(10):
         one = DecodedPixels(pixels.frames[i : i + 1], "MONOCHROME2", 12, 0)
-        encode_jpeg(display_frames(one, ds, frame_numbers=[i + 1])[0])
-    per_frame = (time.perf_counter() - start) / 10
-    assert per_frame < 0.02  # measured about 1.2 ms here; generous for a shared CI machine
+        data = encode_jpeg(display_frames(one, ds, frame_numbers=[i + 1])[0])
+        assert Image.open(io.BytesIO(data)).size == (512, 512)
 
 
 def _cine(n: int, *, windowed: bool) -> Dataset:
