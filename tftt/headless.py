@@ -181,7 +181,9 @@ def _lane(paths: Iterable[Path], src: Path, dst: Path, qdir: Path, pipeline: Pip
         except OSError as exc:
             yield _unreadable(qdir, str(path.relative_to(src)), exc)
             continue
-        yield _finish(path, src, dst, qdir, outcome)
+        result = _finish(path, src, dst, qdir, outcome)
+        del outcome  # a generator keeps its locals while suspended: the next file must not see
+        yield result  # this one's output bytes (18 MB for a cine: +22 MB peak RSS when kept)
 
 
 def _lane_in_worker(args: tuple[list[Path], Path, Path, Path]) -> list[FileResult]:
