@@ -4,8 +4,10 @@ Why its own reader: :func:`~tftt.deid.verify.verify_output` re-reads every outpu
 Reading it with the same parser that wrote it (pydicom) would let one parser bug hide a leak
 from both the writer and the checker; this reader walks the bytes by itself, so for the common
 case (Explicit VR Little Endian, natively or as the dataset of an encapsulated transfer syntax)
-the verifier's view of an output does not depend on pydicom's parser. It is also several times
-faster than ``dcmread``: no ``Dataset`` objects, no ``Tag`` conversions, no file-like reads.
+the verifier's view of an output does not depend on pydicom's parser. Speed is not its point:
+measured on synthetic CT slices it reads about as fast as ``dcmread`` (building its nodes costs
+what pydicom's Dataset objects cost); verification as a whole went from 6.98 to 5.55 ms a file
+with it and the direct element reading of :mod:`tftt.deid.scan`.
 
 Pure: bytes in, nodes out; nothing is copied while reading (a node holds offsets into the
 buffer) and nothing is converted. :mod:`tftt.deid.scan` turns the nodes into the same
