@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -132,13 +132,13 @@ class FileResult:
     pixels_cleaned: bool
 
 
-def _read(path: Path) -> bytes:
-    return path.read_bytes()
-
-
-def _finish(path: Path, src: Path, dst: Path, qdir: Path, outcome: Outcome) -> FileResult:
-    """Write a verified output to DST, or quarantine the input with the outcome's reason."""
+def _handle(path: Path, src: Path, dst: Path, qdir: Path, pipeline: Pipeline) -> FileResult:
     relative = str(path.relative_to(src))
+    try:
+        # Not kept here: process_bytes lets the input bytes go once parsed (peak memory).
+        outcome: Outcome = process_bytes(path.read_bytes(), pipeline)
+    except OSError as exc:
+        return _unreadable(qdir, relative, exc)
     output, file_name = outcome.output, outcome.file_name
     if outcome.ok and output is not None and file_name is not None:
         try:
@@ -166,45 +166,9 @@ def _unreadable(qdir: Path, relative: str, exc: OSError) -> FileResult:
     return FileResult("quarantined", "unreadable", False)
 
 
-def _lane(paths: Iterable[Path], src: Path, dst: Path, qdir: Path, pipeline: Pipeline
-          ) -> Iterator[FileResult]:
-    """Run ``paths`` through this process, in order: read, de-identify, write or quarantine.
-
-    Reading ahead and writing behind on I/O threads was tried (2026-12-07) and measured slower
-    here, 36 against 40 files/s on 300 page-cached files: reads and writes of local files are
-    short, and the threads' turns at the GIL cost more than the I/O they hid.
-    """
-    for path in paths:
-        try:
-            # Not kept here: process_bytes lets the input bytes go once parsed (peak memory).
-            outcome = process_bytes(_read(path), pipeline)
-        except OSError as exc:
-            yield _unreadable(qdir, str(path.relative_to(src)), exc)
-            continue
-        result = _finish(path, src, dst, qdir, outcome)
-        del outcome  # a generator keeps its locals while suspended: the next file must not see
-        yield result  # this one's output bytes (18 MB for a cine: +22 MB peak RSS when kept)
-
-
-def _lane_in_worker(args: tuple[list[Path], Path, Path, Path]) -> list[FileResult]:
+def _handle_in_worker(args: tuple[Path, Path, Path, Path]) -> FileResult:
     assert _WORKER is not None
-    paths, src, dst, qdir = args
-    return list(_lane(paths, src, dst, qdir, _WORKER))
-
-
-#: Files per task handed to a worker process: enough for its I/O overlap to pay.
-_CHUNK = 8
-
-
-def _chunks(paths: Iterator[Path], size: int) -> Iterator[list[Path]]:
-    chunk: list[Path] = []
-    for path in paths:
-        chunk.append(path)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
+    return _handle(*args, pipeline=_WORKER)
 
 
 def run_headless(src: Path, dst: Path, qdir: Path, pipeline: Pipeline, *, workers: int = 1) -> Summary:
@@ -214,6 +178,7 @@ def run_headless(src: Path, dst: Path, qdir: Path, pipeline: Pipeline, *, worker
     dst.mkdir(parents=True, exist_ok=True)
     qdir.mkdir(parents=True, exist_ok=True)
     summary = Summary()
+    jobs = ((path, src, dst, qdir) for path in iter_inputs(src))
 
     def account(result: FileResult) -> None:
         summary.inputs += 1
@@ -226,13 +191,11 @@ def run_headless(src: Path, dst: Path, qdir: Path, pipeline: Pipeline, *, worker
         summary.pixels_cleaned += int(result.pixels_cleaned)
 
     if workers <= 1:
-        for result in _lane(iter_inputs(src), src, dst, qdir, pipeline):
-            account(result)
+        for job in jobs:
+            account(_handle(*job, pipeline=pipeline))
         return summary
-    jobs = ((chunk, src, dst, qdir) for chunk in _chunks(iter_inputs(src), _CHUNK))
     with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker,
                              initargs=(pipeline,)) as pool:
-        for results in pool.map(_lane_in_worker, jobs):
-            for result in results:
-                account(result)
+        for result in pool.map(_handle_in_worker, jobs, chunksize=8):
+            account(result)
     return summary
