@@ -13,8 +13,10 @@ from pydicom.uid import UID
 
 from tftt.errors import UnsupportedInputError
 
-_NATIVE = frozenset({"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2"})
-_PIXEL_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)
+#: Transfer syntaxes whose pixel data is native (its length follows from the pixel module).
+NATIVE_SYNTAXES = frozenset({"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2"})
+#: Pixel Data, Float Pixel Data, Double Float Pixel Data: the first present is the image's.
+PIXEL_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)
 
 
 def _int(ds: Dataset, keyword: str, default: int) -> int:
@@ -23,6 +25,14 @@ def _int(ds: Dataset, keyword: str, default: int) -> int:
         return int(value) if value not in (None, "") else default
     except (TypeError, ValueError):
         return -1
+
+
+def image_bits(rows: int, columns: int, samples: int, frames: int, bits_allocated: int) -> int | None:
+    """The bits native pixel data of this pixel module must hold; ``None`` if a value is missing
+    (given as -1) or not positive."""
+    if min(rows, columns, samples, frames, bits_allocated) <= 0:
+        return None
+    return rows * columns * samples * frames * bits_allocated
 
 
 def is_image_sop_class(sop_class_uid: str) -> bool:
@@ -38,7 +48,7 @@ def check_integrity(ds: Dataset, transfer_syntax_uid: str) -> None:
             than Rows × Columns × Samples × Frames × BitsAllocated says.
     """
     sop_class = str(ds.get("SOPClassUID", "") or "")
-    raw = next((ds.get_item(tag) for tag in _PIXEL_TAGS if ds.get_item(tag) is not None), None)
+    raw = next((ds.get_item(tag) for tag in PIXEL_TAGS if ds.get_item(tag) is not None), None)
     if raw is None:
         if is_image_sop_class(sop_class):
             raise UnsupportedInputError("image object has no pixel data (truncated file?)",
@@ -47,14 +57,13 @@ def check_integrity(ds: Dataset, transfer_syntax_uid: str) -> None:
     value = raw.value
     if not value:
         raise UnsupportedInputError("pixel data is empty", code="missing-pixel-data")
-    if transfer_syntax_uid not in _NATIVE or raw.tag != 0x7FE00010:
+    if transfer_syntax_uid not in NATIVE_SYNTAXES or raw.tag != 0x7FE00010:
         return
-    rows, columns = _int(ds, "Rows", -1), _int(ds, "Columns", -1)
-    samples, frames = _int(ds, "SamplesPerPixel", 1), _int(ds, "NumberOfFrames", 1)
-    bits = _int(ds, "BitsAllocated", -1)
-    if min(rows, columns, samples, frames, bits) <= 0:
+    expected_bits = image_bits(_int(ds, "Rows", -1), _int(ds, "Columns", -1),
+                               _int(ds, "SamplesPerPixel", 1), _int(ds, "NumberOfFrames", 1),
+                               _int(ds, "BitsAllocated", -1))  # fmt: skip
+    if expected_bits is None:
         raise UnsupportedInputError("image pixel module is missing or invalid", code="invalid-pixel-module")
-    expected_bits = rows * columns * samples * frames * bits
     if len(value) * 8 < expected_bits:
         raise UnsupportedInputError("pixel data is shorter than the image size (truncated file?)",
                                     code="truncated-pixel-data")

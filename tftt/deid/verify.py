@@ -46,7 +46,7 @@ from pydicom import dcmread
 from pydicom.dataset import Dataset
 
 from tftt.deid.harvest import Identifiers, harvest_identifiers
-from tftt.deid.integrity import is_image_sop_class
+from tftt.deid.integrity import NATIVE_SYNTAXES, PIXEL_TAGS, image_bits, is_image_sop_class
 from tftt.deid.raw_dataset import RawDataset, read_explicit_little
 from tftt.deid.retention import (
     DEIDENTIFICATION_METHOD_CODE_SEQUENCE,
@@ -666,9 +666,6 @@ def _check_top_level(ds: Dataset | RawDataset, file_name: str, verifier: _Verifi
         findings.add("file name", "is not the SOPInstanceUID followed by .dcm")
 
 
-_NATIVE_SYNTAXES = frozenset({"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2"})
-_PIXEL_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)
-
 
 def _top_int(ds: Dataset | RawDataset, tag: int, default: int) -> int:
     """A top-level IS value or a US value as read (little endian in every output written)."""
@@ -694,25 +691,25 @@ def _check_pixels_complete(ds: Dataset | RawDataset, verifier: _Verifier) -> Non
     file_meta = getattr(ds, "file_meta", None)
     syntax = (_top_text(file_meta, 0x00020010) if file_meta is not None else None) or ""
     pixel = next(
-        (view for tag in _PIXEL_TAGS if (view := view_element(ds, tag, None, load_deferred=False))),
+        (view for tag in PIXEL_TAGS if (view := view_element(ds, tag, None, load_deferred=False))),
         None,
     )
     if pixel is None:
         if is_image_sop_class(sop_class):
             findings.add("(7FE0,0010) PixelData", "missing from an image object (output cut short?)")
         return
-    if syntax not in _NATIVE_SYNTAXES or pixel.tag != 0x7FE00010 or pixel.undefined_length:
+    if syntax not in NATIVE_SYNTAXES or pixel.tag != 0x7FE00010 or pixel.undefined_length:
         return
-    rows, columns = _top_int(ds, 0x00280010, -1), _top_int(ds, 0x00280011, -1)
-    samples, frames = _top_int(ds, 0x00280002, 1), _top_int(ds, 0x00280008, 1)
-    bits = _top_int(ds, 0x00280100, -1)
+    expected_bits = image_bits(_top_int(ds, 0x00280010, -1), _top_int(ds, 0x00280011, -1),
+                               _top_int(ds, 0x00280002, 1), _top_int(ds, 0x00280008, 1),
+                               _top_int(ds, 0x00280100, -1))  # fmt: skip
     # What the file holds, not what the header declares: a short last value keeps its length.
     length = pixel.length if pixel.length is not None else len(pixel.raw or b"")
     if pixel.raw is not None:
         length = min(length, len(pixel.raw))
     if pixel.value_tell is not None:  # top level: an offset in the file
         length = min(length, max(0, len(verifier.output) - pixel.value_tell))
-    if min(rows, columns, samples, frames, bits) <= 0:
+    if expected_bits is None:
         findings.add("(0028) image pixel module", "missing or invalid")
-    elif length * 8 < rows * columns * samples * frames * bits:
+    elif length * 8 < expected_bits:
         findings.add("(7FE0,0010) PixelData", "shorter than the image size (output cut short?)")
