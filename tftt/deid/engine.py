@@ -25,6 +25,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple, cast
 
 from pydicom.datadict import keyword_for_tag
 from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_element
@@ -38,6 +39,7 @@ from pydicom.valuerep import PersonName
 
 from tftt.deid import dates
 from tftt.deid.descriptors import clean_checked, clean_with_vocabulary, identifier_tokens
+from tftt.deid.memo import Memo
 from tftt.deid.rules import (
     CID_7050,
     RULES_DIR,
@@ -172,6 +174,9 @@ class CompiledProfile:
     vocabulary: frozenset[str]
     dates: DatePolicy
     table_edition: str
+    # Names this compiled profile in a memo's keys (see :mod:`tftt.deid.memo`): a new object for
+    # every profile compiled or replaced, never reused while a key holds it.
+    token: object = field(init=False, default_factory=object, compare=False, repr=False)
 
     def action_for(self, tag: int) -> Action | None:
         action = self.actions.get(tag)
@@ -316,6 +321,9 @@ class DeidContext:
     rules: CompiledProfile
     key: bytes = field(repr=False)
     pixels_cleaned: bool = False
+    # Remembers per-element decisions across the files of a batch (see :meth:`_Walk.remembered`);
+    # None decides every element afresh. Either way the output is the same.
+    memo: Memo | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if len(self.key) < 16:
@@ -365,6 +373,21 @@ class _Walk:
             None,
         )
         self.identifiers = identifier_tokens(_identifying_values(root))
+        self.memo = ctx.memo
+        self.memo_token: object = None
+        if self.memo is not None:
+            # Everything besides the element itself that a decision may depend on, named once
+            # per file by a token (a key of plain ints and bytes then hashes fast).
+            charset = self.charset
+            context = ("engine", self.rules.token, ctx.key,
+                       tuple(charset) if isinstance(charset, list | MultiValue) else charset,
+                       self.encoding, syntax, self.pseudonym, self.offset, self.reference_year,
+                       self.identifiers)  # fmt: skip
+            token = self.memo.get(context)
+            if token is None:
+                token = object()
+                self.memo.put(context, token)
+            self.memo_token = token
 
     # -- datasets -------------------------------------------------------------------------
     def dataset(self, src: Dataset, *, top: bool) -> Dataset:
@@ -388,6 +411,86 @@ class _Walk:
 
     def element(self, src: Dataset, tag: BaseTag, raw: DataElement | RawDataElement, *,
                 top: bool) -> DataElement | RawDataElement | None:
+        if self.memo is not None:
+            key = self.memo_key(tag, raw, top)
+            if key is not None:
+                return self.remembered(src, tag, raw, key, top=top)
+        return self.decide(src, tag, raw, top=top)
+
+    def memo_key(self, tag: BaseTag, raw: DataElement | RawDataElement, top: bool
+                 ) -> tuple[object, ...] | None:
+        """The key :meth:`remembered` files ``raw``'s decision under, or None if the decision
+        may depend on more than the key could hold.
+
+        Only plain elements have one: not private (their fate depends on their block's
+        creator), not pixel data (on the syntax and frame count), not a sequence, a VR that is
+        neither ambiguous nor UN (pydicom would look at the parent dataset to resolve it), a
+        value of at most :data:`_MEMO_VALUE_LIMIT` bytes. An element as read is keyed by its
+        bytes and encoding; one already converted (the second pass reads the first's output)
+        by its value, when that is a plain ``str``, ``bytes``, ``int`` or ``float`` (a DS or IS
+        value or a name would compare equal to others written differently).
+        """
+        tag_int = int(tag)
+        if tag_int & 0x10000 or tag_int == PIXEL_DATA:
+            return None
+        if type(raw) is RawDataElement:
+            value = raw.value
+            if type(value) is not bytes or len(value) > _MEMO_VALUE_LIMIT or raw.VR not in _MEMO_VRS:
+                return None
+            return (self.memo_token, top, tag_int, raw.VR, value, raw.is_little_endian,
+                    raw.is_implicit_VR, raw.length)  # fmt: skip
+        if type(raw) is DataElement and raw.VR in _MEMO_VRS:
+            value = raw.value
+            kind = type(value)
+            if kind in _PLAIN_VALUES and (kind not in (str, bytes) or len(value) <= _MEMO_VALUE_LIMIT):
+                return (self.memo_token, top, tag_int, raw.VR, kind, value, raw.is_undefined_length)
+        return None
+
+    def remembered(self, src: Dataset, tag: BaseTag, raw: DataElement | RawDataElement,
+                   key: tuple[object, ...], *, top: bool) -> DataElement | RawDataElement | None:
+        """:meth:`decide`'s result for ``raw``, replayed when the memo holds it under ``key``.
+
+        The decision depends only on what the key holds (see :meth:`memo_key`) and on this
+        file's context (rules, key, character set, patient pseudonym and date offset, reference
+        year, the patient's identifying tokens), which :attr:`memo_token` names. The report's
+        counts are replayed with the result. A remembered element is never handed out: each
+        file gets its own copy, since later stages may set values on it.
+        """
+        memo = self.memo
+        assert memo is not None
+        found = memo.get(key)
+        if found is None:
+            actions, removed, remapped = self.actions, self.removed, self.uids_remapped
+            self.actions, self.removed = Counter(), Counter()
+            try:
+                result = self.decide(src, tag, raw, top=top)
+                counts = (tuple(self.actions.items()), tuple(self.removed.items()),
+                          self.uids_remapped - remapped)  # fmt: skip
+            finally:
+                actions.update(self.actions)
+                removed.update(self.removed)
+                self.actions, self.removed = actions, removed
+            if result is None:
+                memo.put(key, _Decision(_DROPPED, None, *counts))
+            elif result is raw:
+                memo.put(key, _Decision(_AS_READ, None, *counts))
+            elif type(result) is DataElement and isinstance(result.value, _IMMUTABLE_VALUES):
+                memo.put(key, _Decision(_BUILT, _copied(result), *counts))
+            return result
+        decision = cast(_Decision, found)
+        for name, count in decision.actions:
+            self.actions[name] += count
+        for name, count in decision.removed:
+            self.removed[name] += count
+        self.uids_remapped += decision.remapped
+        if decision.outcome is _AS_READ:
+            return raw
+        if decision.element is None:
+            return None
+        return _copied(decision.element)
+
+    def decide(self, src: Dataset, tag: BaseTag, raw: DataElement | RawDataElement, *,
+               top: bool) -> DataElement | RawDataElement | None:
         tag_int = int(tag)  # plain int comparisons: BaseTag's are Python-level
         group = tag_int >> 16
         if group in (0x0000, 0x0002) or tag_int & 0xFFFF == 0 or tag_int == ICON_IMAGE_SEQUENCE:
@@ -661,6 +764,36 @@ class _Walk:
 
 
 _TABLE = object()
+
+# What a remembered decision was (see _Walk.remembered).
+_DROPPED, _AS_READ, _BUILT = "dropped", "as read", "built"
+
+
+class _Decision(NamedTuple):
+    """A remembered decision on one element, with the report counts it added."""
+
+    outcome: str
+    element: DataElement | None  # the element built (_BUILT), never handed out itself
+    actions: tuple[tuple[str, int], ...]
+    removed: tuple[tuple[str, int], ...]
+    remapped: int
+
+_MEMO_VALUE_LIMIT = 1024
+_MEMO_VRS = frozenset(
+    {"AE", "AS", "AT", "CS", "DA", "DS", "DT", "FD", "FL", "IS", "LO", "LT", "OB", "OD", "OF",
+     "OL", "OV", "OW", "PN", "SH", "SL", "SS", "ST", "SV", "TM", "UC", "UI", "UL", "UR", "US",
+     "UT", "UV"}
+)  # every read VR but SQ and UN (and no ambiguous ones, which only implicit VR reads leave)
+_PLAIN_VALUES = frozenset({str, bytes, int, float})
+# str covers UID, int and float cover IS and DS; MultiValue (a list) is not among them.
+_IMMUTABLE_VALUES = (str, bytes, int, float, PersonName, type(None))
+
+
+def _copied(element: DataElement) -> DataElement:
+    """A DataElement equal to ``element`` and independent of it (its value is immutable)."""
+    twin = DataElement.__new__(DataElement)
+    twin.__dict__.update(element.__dict__)
+    return twin
 
 
 def _as_list(value: object) -> list[object]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 import pydicom
@@ -21,6 +21,7 @@ from pydicom.uid import UID
 from tftt.deid.dataset_reader import read_explicit_file
 from tftt.deid.engine import CompiledProfile, DeidContext, DeidReport, deidentify, serialize, syntax_of
 from tftt.deid.integrity import check_integrity
+from tftt.deid.memo import Memo
 from tftt.deid.rules import ConfidentialityTable, KeepList, Profile, SafePrivateTags, Vocabulary
 from tftt.deid.verify import Identifiers, VerificationReport, harvest_identifiers, verify_output
 from tftt.errors import ResidualPHIError, TfttError, UnsupportedInputError
@@ -80,11 +81,19 @@ class VerificationRules:
 
 @dataclass(frozen=True)
 class Pipeline:
+    """The rules, key and stages every file goes through.
+
+    ``engine_memo`` lets both passes remember per-element decisions from one file to the next
+    (see :mod:`tftt.deid.memo`); without it every element is decided afresh, with the same
+    output. A pipeline with a memo serves one process (or thread) at a time.
+    """
+
     first: CompiledProfile
     second: CompiledProfile
     key: bytes
     verification: VerificationRules
     pixel_stage: PixelStage
+    engine_memo: Memo | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -189,7 +198,9 @@ def process_bytes(data: bytes, pipeline: Pipeline) -> Outcome:
     stage = Stage.FIRST_PASS
     rules = pipeline.verification
     try:
-        first = deidentify(original, DeidContext(rules=pipeline.first, key=pipeline.key))
+        first = deidentify(
+            original, DeidContext(rules=pipeline.first, key=pipeline.key, memo=pipeline.engine_memo)
+        )
         stage = Stage.VERIFY
         identifiers = rules.harvest(original)
         del original
@@ -199,7 +210,8 @@ def process_bytes(data: bytes, pipeline: Pipeline) -> Outcome:
         stage = Stage.SECOND_PASS
         second = deidentify(
             pixels.dataset,
-            DeidContext(rules=pipeline.second, key=pipeline.key, pixels_cleaned=pixels.cleaned),
+            DeidContext(rules=pipeline.second, key=pipeline.key, pixels_cleaned=pixels.cleaned,
+                        memo=pipeline.engine_memo),
         )
         cleaned = pixels.cleaned
         del pixels

@@ -1,0 +1,141 @@
+"""The engine's memo: a decision remembered from one file is replayed only where it is the same.
+
+Every test compares a run with a memo against the same run without one: the output bytes,
+file name and report must be equal, whatever the memo saw before.
+"""
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+from pydicom.dataset import Dataset
+from pydicom.sequence import Sequence
+
+from tftt.deid.engine import DeidContext, DeidResult, deidentify, serialize
+from tftt.deid.memo import Memo
+from tftt.deid.pipeline import parse
+from tftt.deid.rules import Action, DescriptorPolicy, Override, Provenance, SiteOverrides
+from tftt.errors import TfttError
+from tftt.headless import build_pipeline, iter_inputs
+from tftt.pixels.stage import make_pixel_stage
+from tftt.settings import DeidSettings, Settings
+from tftt.synth.corpus import write_corpus
+
+from .test_engine import KEY, _ctx, _raw, make_ct
+
+
+def _run(ds: Dataset, ctx: DeidContext, memo: Memo | None) -> DeidResult:
+    return deidentify(ds, dataclasses.replace(ctx, memo=memo))
+
+
+def _same(ds: Dataset, ctx: DeidContext, memo: Memo) -> DeidResult:
+    """De-identify ``ds`` with ``memo`` and without, and check that nothing differs."""
+    plain = _run(ds, ctx, None)
+    remembered = _run(ds, ctx, memo)
+    assert serialize(remembered.dataset) == serialize(plain.dataset)
+    assert remembered.file_name == plain.file_name
+    assert remembered.report == plain.report
+    return remembered
+
+
+@pytest.fixture(scope="module")
+def second() -> DeidContext:
+    return _ctx("second-pass")
+
+
+def test_a_whole_corpus_gives_the_same_bytes_and_reports_with_a_memo(tmp_path: Path) -> None:
+    """Both passes of every file of the synthetic corpus (hostile files included), in order,
+    with one memo shared by both passes and all patients, twice over (cold, then warm)."""
+    write_corpus(tmp_path / "src", seed=5, patients=2)
+    settings = Settings(data_dir=tmp_path / "data", deid=DeidSettings(ocr=False))
+    pipeline = build_pipeline(settings, KEY, make_pixel_stage(settings))
+    memo = Memo()
+    first = DeidContext(rules=pipeline.first, key=KEY)
+    second = DeidContext(rules=pipeline.second, key=KEY)
+    compared = 0
+    for _ in range(2):
+        for path in iter_inputs(tmp_path / "src"):
+            try:
+                original = parse(path.read_bytes())
+                first_pass = _same(original, first, memo)
+            except TfttError:
+                continue
+            _same(first_pass.dataset, second, memo)
+            compared += 1
+    assert compared > 40
+    assert memo.hits > memo.misses  # the memo was used, not bypassed
+
+
+def test_a_date_judged_against_one_study_year_is_judged_again_in_another(second) -> None:
+    """The age-over-89 rule depends on the file's study year, not only on the date itself."""
+    memo = Memo()
+    late, early = make_ct(), make_ct()
+    late.StudyDate = late.SeriesDate = late.ContentDate = "20230514"
+    early.StudyDate = early.SeriesDate = early.ContentDate = "20100514"
+    for ds in (late, early):
+        ds.AcquisitionDate = "19300101"
+    late_out = _same(parse(_raw(late)), second, memo)
+    early_out = _same(parse(_raw(early)), second, memo)
+    assert "AcquisitionDate" not in late_out.dataset  # 93 years before the study
+    assert early_out.dataset.AcquisitionDate == "19300101"  # 80 years: its year stays
+
+
+def test_text_checked_against_one_file_is_checked_again_in_another(second) -> None:
+    """A description kept after a check for the patient's identifiers: the same patient (same
+    pseudonym) may come with another referring physician, whose name must then go."""
+    site = SiteOverrides(
+        provenance=Provenance(source="test"),
+        overrides=(Override(keyword="StudyDescription", action=Action.KEEP,
+                            descriptor_policy=DescriptorPolicy.CHECKED, reason="test"),),
+    )
+    checked = _ctx("second-pass", site_overrides=site)
+    memo = Memo()
+    before, after = make_ct(), make_ct()
+    after.ReferringPhysicianName = "OTHERDOC^AMY"
+    for ds in (before, after):
+        ds.StudyDescription = "CT HEAD OTHERDOC"
+    kept = _same(parse(_raw(before)), checked, memo)
+    assert "OTHERDOC" in kept.dataset.StudyDescription
+    out = _same(parse(_raw(after)), checked, memo)
+    assert "OTHERDOC" not in out.dataset.StudyDescription
+
+
+def test_another_key_or_profile_is_never_served_from_the_memo(second) -> None:
+    memo = Memo()
+    ds = parse(_raw(make_ct()))
+    _same(ds, second, memo)
+    other_key = dataclasses.replace(second, key=b"o" * 32)
+    _same(ds, other_key, memo)
+    assert _run(ds, other_key, memo).dataset.StudyInstanceUID != _run(ds, second, memo).dataset.StudyInstanceUID
+    _same(ds, _ctx("first-pass"), memo)
+    shifted = _ctx("second-pass", dates=_ctx("second-pass").rules.dates.__class__.SHIFT)
+    _same(ds, shifted, memo)
+
+
+def test_an_element_handed_out_is_a_copy_so_changing_it_changes_no_other_file(second) -> None:
+    memo = Memo()
+    ds = parse(_raw(make_ct()))
+    _run(ds, second, memo)  # decided and remembered
+    served = _run(ds, second, memo).dataset  # replayed
+    served.StudyInstanceUID = "1.2.3"  # a later stage setting values in place
+    served.PatientSex = "O"
+    _same(ds, second, memo)
+
+
+def test_a_changed_value_after_warm_up_is_decided_afresh(second) -> None:
+    memo = Memo()
+    clean = make_ct()
+    _same(parse(_raw(clean)), second, memo)
+    changed = make_ct()
+    changed.StudyDescription = "CT HEAD CANARYZELDA SECOND"
+    changed.ReferencedImageSequence[0].ReferencedSOPInstanceUID = "1.2.826.0.1.3680043.8.498.9999"
+    changed.ContentSequence = Sequence([Dataset()])
+    _same(parse(_raw(changed)), second, memo)
+
+
+def test_the_memo_stays_within_its_capacity(second) -> None:
+    memo = Memo(capacity=25)
+    for i in range(5):
+        ds = make_ct(sop_uid=f"1.2.826.0.1.3680043.8.498.{7000 + i}")
+        _same(parse(_raw(ds)), second, memo)
+        assert len(memo) <= 25
