@@ -11,7 +11,7 @@ from pydicom.dataset import Dataset
 
 from tests.deid.graph_support import assert_same_graph
 from tftt.deid import item_template
-from tftt.deid.item_template import TEMPLATE, new_item
+from tftt.deid.item_template import TEMPLATE, new_dataset, new_item
 
 #: ``vars(Dataset())`` in pydicom 3.0.2, in the order ``__init__`` sets them.
 EXPECTED = {
@@ -84,3 +84,20 @@ def test_a_template_of_another_shape_is_refused(monkeypatch) -> None:
 
     monkeypatch.setattr(item_template, "Dataset", Odd)
     assert item_template._take_template() is None
+
+
+def test_a_new_dataset_is_what_dataset_init_builds_and_owns_its_dicts() -> None:
+    ours, theirs, again = new_dataset(), Dataset(), new_dataset()
+    assert_same_graph(ours, theirs)
+    assert list(vars(ours).items()) == list(vars(theirs).items())
+    for name, value in vars(ours).items():
+        if isinstance(value, dict):
+            assert value is not vars(again)[name]
+    assert TEMPLATE is not None and TEMPLATE["_dict"] == {}
+    ours.PatientSex = "F"
+    assert "PatientSex" not in again and TEMPLATE["_dict"] == {}
+
+
+def test_without_a_template_a_new_dataset_is_pydicoms(monkeypatch) -> None:
+    monkeypatch.setattr(item_template, "TEMPLATE", None)
+    assert list(vars(new_dataset()).items()) == list(vars(Dataset()).items())

@@ -39,6 +39,7 @@ from pydicom.valuerep import PersonName
 
 from tftt.deid import dates
 from tftt.deid.descriptors import clean_checked, clean_with_vocabulary, identifier_tokens
+from tftt.deid.item_template import new_dataset
 from tftt.deid.memo import Memo
 from tftt.deid.rules import (
     CID_7050,
@@ -391,7 +392,7 @@ class _Walk:
 
     # -- datasets -------------------------------------------------------------------------
     def dataset(self, src: Dataset, *, top: bool) -> Dataset:
-        out = Dataset()
+        out = new_dataset()
         out.set_original_encoding(self.encoding[0], self.encoding[1], self.charset)
         # The element dict is read directly (pydicom 3 keeps it in ``_dict``, keyed by BaseTag):
         # ``sorted(keys())`` + ``get_item`` per tag was a tenth of a pass. A deferred value
@@ -738,7 +739,7 @@ class _Walk:
             codes.append(CID_7050["clean_pixel"])
         items = []
         for value, meaning in codes:
-            item = Dataset()
+            item = new_dataset()
             item._dict.update({
                 _CODE_VALUE: DataElement(_CODE_VALUE, "SH", value),
                 _CODING_SCHEME_DESIGNATOR: DataElement(_CODING_SCHEME_DESIGNATOR, "SH", "DCM"),

@@ -63,6 +63,23 @@ _new = object.__new__
 _set = object.__setattr__
 
 
+def new_dataset() -> Dataset:
+    """What ``Dataset()`` returns (an empty dataset), built from the template when there is one.
+
+    The engine builds a score of datasets per file (the output, its sequence items, the
+    de-identification method codes); ``Dataset()`` costs it about a tenth of a remembered pass.
+    """
+    if TEMPLATE is None:
+        return Dataset()
+    attributes = dict(TEMPLATE)
+    for name in _COPIED:
+        attributes[name] = attributes[name].copy()
+    attributes["_dict"] = {}
+    dataset: Dataset = _new(Dataset)
+    _set(dataset, "__dict__", attributes)
+    return dataset
+
+
 def new_item(
     elements: dict[Any, Any],
     parent_encoding: str | MutableSequence[str],
