@@ -354,3 +354,18 @@ def test_a_date_revealing_an_age_over_89_goes_even_as_a_year(second):
     assert items[1].Date == "19340101"
     assert dict(result.report.removed_not_allowed)["date-revealing-age-over-cap"] == 1
     assert b"1933" not in serialize(result.dataset)
+
+
+def test_the_input_read_from_bytes_keeps_its_elements_as_read(second):
+    """Reading the patient's identifying values (for the kept-text check) once converted and
+    stored them in the input (``ds.get``): a change to the input, and elements the memo could
+    no longer serve."""
+    from pydicom.dataelem import RawDataElement
+
+    from tftt.deid.pipeline import parse
+
+    ds = parse(_raw(make_ct()))
+    as_read = {tag for tag, element in ds._dict.items() if type(element) is RawDataElement}
+    assert {0x00080050, 0x00080090} <= as_read  # AccessionNumber, ReferringPhysicianName
+    deidentify(ds, second)
+    assert as_read == {tag for tag, element in ds._dict.items() if type(element) is RawDataElement}

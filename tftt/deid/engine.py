@@ -428,7 +428,7 @@ class _Walk:
         neither ambiguous nor UN (pydicom would look at the parent dataset to resolve it), a
         value of at most :data:`_MEMO_VALUE_LIMIT` bytes. An element as read is keyed by its
         bytes and encoding; one already converted (the second pass reads the first's output)
-        by its value, when that is a plain ``str``, ``bytes``, ``int`` or ``float`` (a DS or IS
+        by its value, when that is a plain ``str`` (or UID), ``bytes``, ``int`` or ``float`` (a DS or IS
         value or a name would compare equal to others written differently).
         """
         tag_int = int(tag)
@@ -443,7 +443,7 @@ class _Walk:
         if type(raw) is DataElement and raw.VR in _MEMO_VRS:
             value = raw.value
             kind = type(value)
-            if kind in _PLAIN_VALUES and (kind not in (str, bytes) or len(value) <= _MEMO_VALUE_LIMIT):
+            if kind in _PLAIN_VALUES and (kind not in (str, UID, bytes) or len(value) <= _MEMO_VALUE_LIMIT):
                 return (self.memo_token, top, tag_int, raw.VR, kind, value, raw.is_undefined_length)
         return None
 
@@ -785,7 +785,7 @@ _MEMO_VRS = frozenset(
      "OL", "OV", "OW", "PN", "SH", "SL", "SS", "ST", "SV", "TM", "UC", "UI", "UL", "UR", "US",
      "UT", "UV"}
 )  # every read VR but SQ and UN (and no ambiguous ones, which only implicit VR reads leave)
-_PLAIN_VALUES = frozenset({str, bytes, int, float})
+_PLAIN_VALUES = frozenset({str, UID, bytes, int, float})
 # str covers UID, int and float cover IS and DS; MultiValue (a list) is not among them.
 _IMMUTABLE_VALUES = (str, bytes, int, float, PersonName, type(None))
 
@@ -840,13 +840,25 @@ def _patient_key(ds: Dataset) -> str:
     return f"name:{_text(ds, PATIENT_NAME).upper()}|birth:{_text(ds, PATIENT_BIRTH_DATE)}"
 
 
+_IDENTIFYING_TAGS = (0x00101001, 0x00101000, 0x00080050, 0x00101060, 0x00080090, 0x00101040)
+"""OtherPatientNames, OtherPatientIDs, AccessionNumber, PatientMotherBirthName,
+ReferringPhysicianName, PatientAddress."""
+
+
 def _identifying_values(ds: Dataset) -> list[str]:
     values = [_text(ds, t) for t in (PATIENT_NAME, PATIENT_ID, PATIENT_BIRTH_DATE)]
-    for keyword in ("OtherPatientNames", "OtherPatientIDs", "AccessionNumber",
-                    "PatientMotherBirthName", "ReferringPhysicianName", "PatientAddress"):
-        raw = ds.get(keyword)
-        if raw is not None:
-            values.extend(str(v) for v in _as_list(raw))
+    for tag in _IDENTIFYING_TAGS:
+        element = ds.get_item(tag)
+        if element is None:
+            continue
+        if type(element) is RawDataElement:
+            # Converted as ``ds.get(keyword)`` would, without storing the conversion in ``ds``:
+            # the engine must not change its input, and an element left as read can be served
+            # from the memo.
+            element = convert_raw_data_element(
+                element, encoding=ds.original_character_set or ds._character_set, ds=ds
+            )
+        values.extend(str(v) for v in _as_list(element.value))
     return [v for v in values if v]
 
 
