@@ -398,10 +398,35 @@ class _Walk:
         # ``sorted(keys())`` + ``get_item`` per tag was a tenth of a pass. A deferred value
         # (read later from its file) still goes through ``get_item``, which reads it.
         placed = out._dict
+        memo = self.memo
+        remembered = memo._entries if memo is not None else None
         for tag, raw in sorted(src._dict.items(), key=_tag_order):
             if type(raw) is RawDataElement and raw.value is None and raw.length:
                 raw = src.get_item(tag)
-            element = self.element(src, tag, raw, top=top)
+            element: DataElement | RawDataElement | None
+            key = self.memo_key(tag, raw, top) if remembered is not None else None
+            if key is None:
+                element = self.decide(src, tag, raw, top=top)
+            elif (decision := remembered.get(key)) is not None:  # type: ignore[union-attr]
+                # The memo's hit path, written out here: a call per element is a tenth of a
+                # remembered pass.
+                assert memo is not None
+                memo.hits += 1
+                decision = cast(_Decision, decision)
+                for name, count in decision.actions:
+                    self.actions[name] += count
+                if decision.removed:
+                    for name, count in decision.removed:
+                        self.removed[name] += count
+                self.uids_remapped += decision.remapped
+                if decision.outcome is _AS_READ:
+                    element = raw
+                elif decision.element is None:
+                    continue
+                else:
+                    element = _copied(decision.element)
+            else:
+                element = self.remembered(src, tag, raw, key, top=top)
             if element is None:
                 continue
             if tag & 0x10000 or element.VR == "SQ":
@@ -409,14 +434,6 @@ class _Walk:
             else:
                 placed[tag] = element
         return out
-
-    def element(self, src: Dataset, tag: BaseTag, raw: DataElement | RawDataElement, *,
-                top: bool) -> DataElement | RawDataElement | None:
-        if self.memo is not None:
-            key = self.memo_key(tag, raw, top)
-            if key is not None:
-                return self.remembered(src, tag, raw, key, top=top)
-        return self.decide(src, tag, raw, top=top)
 
     def memo_key(self, tag: BaseTag, raw: DataElement | RawDataElement, top: bool
                  ) -> tuple[object, ...] | None:
@@ -451,7 +468,8 @@ class _Walk:
                    key: tuple[object, ...], *, top: bool) -> DataElement | RawDataElement | None:
         """:meth:`decide`'s result for ``raw``, replayed when the memo holds it under ``key``.
 
-        The decision depends only on what the key holds (see :meth:`memo_key`) and on this
+        Called on a miss (:meth:`dataset` replays a hit itself). The decision depends only on
+        what the key holds (see :meth:`memo_key`) and on this
         file's context (rules, key, character set, patient pseudonym and date offset, reference
         year, the patient's identifying tokens), which :attr:`memo_token` names. The report's
         counts are replayed with the result. A remembered element is never handed out: each
