@@ -667,7 +667,7 @@ def _vocabulary_words(vocabulary: Vocabulary) -> frozenset[str]:
 
 
 def _distinctive(word: str, context: _Context) -> bool:
-    if len(word) < 4 or context.allows(word) or word in NAME_NOISE:
+    if len(word) < 4 or word in context.fixed or word in context.kept or word in NAME_NOISE:
         return False
     if word.isdigit():
         # short numbers are not distinctive; an 8-digit date is harvested as a date instead
@@ -750,8 +750,6 @@ class _Context:
         self.retained_blob = retained_blob
         self.vocabulary_words = vocabulary_words
 
-    def allows(self, word: str) -> bool:
-        return word in self.fixed or word in self.kept
 
 
 class _Judged(NamedTuple):
@@ -929,7 +927,8 @@ def _judge_removed(value: str, is_id: bool, context: _Context, found: _Found) ->
             found.texts.add(word)
     if not 4 <= len(text) <= _MAX_WHOLE_VALUE or text in context.retained_blob:
         return
-    if not any(len(w) >= 2 and not context.allows(w) for w in words):
+    fixed, kept = context.fixed, context.kept
+    if not any(len(w) >= 2 and w not in fixed and w not in kept for w in words):
         return
     (found.ids if _id_like(text) else found.texts).add(text)
 
