@@ -40,6 +40,11 @@ Attributes that the profile keeps (K by an option such as Retain Device Identity
 Institution Identity or Retain UIDs, the keep list, safe private tags) are not harvested: the
 option-to-attribute mapping is read from the option columns of the table.
 
+Given a :class:`~tftt.deid.memo.Memo` (one per batch), the harvest remembers what each element
+added and what each removed or cleaned value gave, keyed by everything that result depends on, and
+replays it in the next files of a series, which then cost about a third (the keys are explained
+at ``_Collector._walk_remembered`` and ``_assemble``). The result is the same without one.
+
 The result, :class:`Identifiers`, holds PHI: never log, persist or pickle it across processes.
 Its ``repr`` shows counts only.
 """
