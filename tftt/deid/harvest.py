@@ -40,6 +40,11 @@ Attributes that the profile keeps (K by an option such as Retain Device Identity
 Institution Identity or Retain UIDs, the keep list, safe private tags) are not harvested: the
 option-to-attribute mapping is read from the option columns of the table.
 
+Given a :class:`~tftt.deid.memo.Memo` (one per batch), the harvest remembers what each element
+added and what each removed or cleaned value gave, keyed by everything that result depends on, and
+replays it in the next files of a series, which then cost about a third (the keys are explained
+at ``_Collector._walk_remembered`` and ``_assemble``). The result is the same without one.
+
 The result, :class:`Identifiers`, holds PHI: never log, persist or pickle it across processes.
 Its ``repr`` shows counts only.
 """
@@ -47,13 +52,16 @@ Its ``repr`` shows counts only.
 from __future__ import annotations
 
 import re
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import date
 from functools import cached_property, lru_cache
+from typing import Any, NamedTuple, TypeVar, cast
 
 from pydicom.dataset import Dataset
 from pydicom.uid import UID_dictionary
 
+from tftt.deid.memo import Memo
 from tftt.deid.retention import (
     DEIDENTIFICATION_METHOD_CODE_SEQUENCE,
     Presence,
@@ -83,6 +91,8 @@ from tftt.deid.scan import (
     character_set,
     iter_elements,
     merge_needles,
+    stored_items,
+    stored_value,
     text_of,
     view_element,
 )
@@ -401,9 +411,22 @@ class Identifiers:
 # ----- harvesting -------------------------------------------------------------------------
 
 
+_SET_FIELDS = ("names", "ids", "uids", "retained_uids", "dates", "birth_dates")
+_LIST_FIELDS = ("removed", "cleaned", "retained")
+#: What a collector holds, frozen: (field name, its items) for each field that is not empty.
+_Contents = tuple[tuple[str, frozenset[object] | tuple[object, ...]], ...]
+#: Tags the first item of the keys this module puts in a memo (a memo is one stage's, but the
+#: tag keeps the kinds of keys apart whatever they hold).
+_ELEMENT = "harvest.element"
+_CONTEXT = "harvest.context"
+_REMOVED = "harvest.removed"
+_CLEANED = "harvest.cleaned"
+
+
 @dataclass
 class _Collector:
     view: RuleView
+    memo: Memo | None = None
     names: set[str] = field(default_factory=set)
     ids: set[str] = field(default_factory=set)
     uids: set[str] = field(default_factory=set)
@@ -423,37 +446,126 @@ class _Collector:
         in_mark_code: bool = False,
     ) -> None:
         encoding = character_set(ds, encoding)
+        if self.memo is not None and isinstance(ds, Dataset):
+            self._walk_remembered(ds, encoding, removed, in_mark_code, self.memo)
+            return
         for element in iter_elements(ds, encoding, defer=_PIXEL_TAGS, skip_public_vrs=_NO_IDENTIFIER_VRS):
             if element.tag == 0x00080005 or element.tag in _PIXEL_TAGS:
                 continue  # pixels are cleaned and checked elsewhere, never harvested as text
-            creator = None
-            if is_private_creator(element.tag) and element.value is not None:
-                creator = text_of(element.value).strip()
-            elif is_private(element.tag):
-                creator = _private_creator(ds, element.tag, encoding)
-            ruling = self.view.disposition(
-                element.tag, element.keyword, private_creator=creator,
-                in_mark_code_item=in_mark_code,
-            )  # fmt: skip
-            presence = Presence.REMOVED if removed else ruling.presence
-            if element.vr == "SQ" and element.value is not None:
-                # A sequence replaced by a dummy (D) keeps its items, each element judged by its
-                # own rule, as PS3.15 applies actions inside sequences: only what those rules
-                # remove is harvested. Z, U and combined codes, whose outcome depends on the
-                # IOD type, count every inner value as removed.
-                inner_removed = presence not in (Presence.RETAINED, Presence.CLEANED) and not (
-                    presence is Presence.REPLACED and ruling.action is Action.DUMMY
+            self.take(ds, element, encoding, removed, in_mark_code)
+
+    def take(
+        self,
+        ds: Dataset,
+        element: ElementView,
+        encoding: str | list[str] | None,
+        removed: bool,
+        in_mark_code: bool,
+    ) -> None:
+        """Judge one element of ``ds`` by the profile and collect what it holds (a sequence:
+        what its items hold)."""
+        creator = None
+        if is_private_creator(element.tag) and element.value is not None:
+            creator = text_of(element.value).strip()
+        elif is_private(element.tag):
+            creator = _private_creator(ds, element.tag, encoding)
+        ruling = self.view.disposition(
+            element.tag, element.keyword, private_creator=creator,
+            in_mark_code_item=in_mark_code,
+        )  # fmt: skip
+        presence = Presence.REMOVED if removed else ruling.presence
+        if element.vr == "SQ" and element.value is not None:
+            # A sequence replaced by a dummy (D) keeps its items, each element judged by its
+            # own rule, as PS3.15 applies actions inside sequences: only what those rules
+            # remove is harvested. Z, U and combined codes, whose outcome depends on the
+            # IOD type, count every inner value as removed.
+            inner_removed = presence not in (Presence.RETAINED, Presence.CLEANED) and not (
+                presence is Presence.REPLACED and ruling.action is Action.DUMMY
+            )
+            for item in element.value:
+                self.walk(
+                    item,
+                    encoding,
+                    removed=inner_removed,
+                    in_mark_code=element.tag == DEIDENTIFICATION_METHOD_CODE_SEQUENCE,
                 )
-                for item in element.value:
-                    self.walk(
-                        item,
-                        encoding,
-                        removed=inner_removed,
-                        in_mark_code=element.tag == DEIDENTIFICATION_METHOD_CODE_SEQUENCE,
-                    )
+            return
+        policy = ruling.descriptor_policy or self.view.profile.descriptors
+        self.collect(element, presence, policy)
+
+    def _walk_remembered(
+        self,
+        ds: Dataset,
+        encoding: str | list[str] | None,
+        removed: bool,
+        in_mark_code: bool,
+        memo: Memo,
+    ) -> None:
+        """:meth:`walk` for a batch: what an element adds to the collector is remembered and
+        replayed for the same element in a later file, which is then not even read.
+
+        What :meth:`take` adds for an element that is not a sequence follows from: the rules
+        (``self.view``: the profile, table, keep list and safe private tags, held by identity),
+        the tag (its keyword, its rule), the value as stored and its VR (:func:`stored_value`
+        gives them only when the element's view follows from them, the tag and the encoding),
+        the encoding the text is decoded with, the ``removed`` and ``in_mark_code`` flags of the
+        enclosing sequence, and for a private attribute its block's creator. That is the key.
+        Everything else (sequences, converted or deferred values, values too long to be worth
+        holding) is read and collected as :meth:`walk` does.
+        """
+        charset = tuple(encoding) if isinstance(encoding, list) else encoding
+        creators: dict[int, str | None] = {}
+        for tag, item in stored_items(ds):
+            if item is None or tag == 0x00080005 or tag in _PIXEL_TAGS:
+                continue  # pixels are cleaned and checked elsewhere, never harvested as text
+            if not (tag >> 16) & 1 and item.VR in _NO_IDENTIFIER_VRS:
                 continue
-            policy = ruling.descriptor_policy or self.view.profile.descriptors
-            self.collect(element, presence, policy)
+            stored = stored_value(item)
+            if stored is None or len(stored[1]) > _MAX_REMEMBERED_VALUE:
+                element = view_element(ds, tag, encoding)
+                if element is not None:
+                    self.take(ds, element, encoding, removed, in_mark_code)
+                continue
+            creator = None
+            if is_private(tag) and not is_private_creator(tag):
+                creator_tag = _creator_tag(tag)
+                if creator_tag in creators:
+                    creator = creators[creator_tag]
+                else:
+                    creator = creators[creator_tag] = _private_creator(ds, tag, encoding)
+            key = (_ELEMENT, self.view, tag, stored, charset, removed, in_mark_code, creator)
+            added = memo.get(key)
+            if added is None:
+                element = view_element(ds, tag, encoding)
+                alone = _Collector(self.view)
+                if element is not None:
+                    alone.take(ds, element, encoding, removed, in_mark_code)
+                added = alone.contents()
+                memo.put(key, added)
+            if added:
+                self.add(cast(_Contents, added))
+
+    def contents(self) -> _Contents:
+        """What this collector holds, frozen (the collections that are not empty, by name)."""
+        held: list[tuple[str, frozenset[object] | tuple[object, ...]]] = []
+        for name in _SET_FIELDS:
+            found = getattr(self, name)
+            if found:
+                held.append((name, frozenset(found)))
+        for name in _LIST_FIELDS:
+            found = getattr(self, name)
+            if found:
+                held.append((name, tuple(found)))
+        return tuple(held)
+
+    def add(self, contents: _Contents) -> None:
+        """Add what :meth:`contents` of another collector gave, in the order it was collected."""
+        for name, found in contents:
+            target = getattr(self, name)
+            if isinstance(target, list):
+                target.extend(found)
+            else:
+                target.update(found)
 
     def collect(self, element: ElementView, presence: Presence, policy: DescriptorPolicy) -> None:
         vr = element.vr
@@ -510,21 +622,15 @@ class _Collector:
                 self.removed.append((part, is_id))
 
 
+def _creator_tag(tag: int) -> int:
+    return (tag & 0xFFFF0000) | ((tag >> 8) & 0xFF)
+
+
 def _private_creator(ds: Dataset, tag: int, encoding: str | list[str] | None) -> str | None:
-    creator_tag = (tag & 0xFFFF0000) | ((tag >> 8) & 0xFF)
-    creator = view_element(ds, creator_tag, encoding)
+    creator = view_element(ds, _creator_tag(tag), encoding)
     if creator is None or creator.value is None:
         return None
     return text_of(creator.value).strip()
-
-
-def _allowed_words(
-    collector: _Collector, profile: Profile, vocabulary: Vocabulary | None
-) -> set[str]:
-    allowed = set(_fixed_allowed_words(profile.method_description, vocabulary))
-    for text in collector.retained:
-        allowed.update(words_of(text))
-    return allowed
 
 
 _FIXED_WORDS: dict[tuple[str, int], tuple[Vocabulary | None, frozenset[str]]] = {}
@@ -565,8 +671,8 @@ def _vocabulary_words(vocabulary: Vocabulary) -> frozenset[str]:
     return words
 
 
-def _distinctive(word: str, allowed: set[str]) -> bool:
-    if len(word) < 4 or word in allowed or word in NAME_NOISE:
+def _distinctive(word: str, context: _Context) -> bool:
+    if len(word) < 4 or word in context.fixed or word in context.kept or word in NAME_NOISE:
         return False
     if word.isdigit():
         # short numbers are not distinctive; an 8-digit date is harvested as a date instead
@@ -592,6 +698,7 @@ def harvest_identifiers(
     keep_list: KeepList | None = None,
     vocabulary: Vocabulary | None = None,
     safe_private: SafePrivateTags | None = None,
+    memo: Memo | None = None,
 ) -> Identifiers:
     """Collect every identifier of ``original`` that ``profile`` must not let through.
 
@@ -599,6 +706,10 @@ def harvest_identifiers(
     ``keep_list`` defaults to the profile's keep list and ``vocabulary`` (used by the vocabulary
     descriptor policy) to the shipped descriptor vocabulary, both loaded from
     ``anonymization_rules/``.
+
+    ``memo``, one per batch (whatever its patients, profiles and settings), remembers what each
+    element adds and what the collected values give, so that the next files of a series cost a
+    fraction of the first; the result is the same with or without it.
 
     Raises:
         RuleError: a default rules file is missing or invalid.
@@ -608,7 +719,7 @@ def harvest_identifiers(
     if vocabulary is None and profile.descriptors is DescriptorPolicy.VOCABULARY:
         vocabulary = load_vocabulary()
     view = rule_view(profile, table, keep_list, safe_private)
-    collector = _Collector(view)
+    collector = _Collector(view, memo)
 
     file_meta = getattr(original, "file_meta", None)
     if file_meta is not None:
@@ -620,58 +731,133 @@ def harvest_identifiers(
             if element is not None and element.value:
                 collector.removed.append((text_of(element.value), False))
     collector.walk(original, None, removed=False)
-    return _assemble(collector, profile, vocabulary)
+    return _assemble(collector, profile, vocabulary, memo)
+
+
+class _Context:
+    """What the judgement of one removed or cleaned value depends on besides the value: the
+    words the rules allow (``fixed``, shared by every object) and the words of the kept values
+    (``kept``), which cannot prove a leak, the kept text and the vocabulary's words. Not changed
+    once made; hashed by identity, so that a memo key holding one names the context its value
+    was judged in at the cost of a pointer."""
+
+    __slots__ = ("fixed", "kept", "retained_blob", "vocabulary_words")
+
+    def __init__(
+        self,
+        fixed: frozenset[str],
+        kept: AbstractSet[str],
+        retained_blob: str,
+        vocabulary_words: frozenset[str],
+    ) -> None:
+        self.fixed = fixed
+        self.kept = kept
+        self.retained_blob = retained_blob
+        self.vocabulary_words = vocabulary_words
+
+
+
+class _Judged(NamedTuple):
+    """What one removed or cleaned value gives, frozen (a memo hands it to later files)."""
+
+    ids: frozenset[str]
+    texts: frozenset[str]
+    uids: frozenset[str]
+    days: frozenset[date]
+    emails: frozenset[str]
+    phones: frozenset[str]
+
+
+_T = TypeVar("_T")
+_NOTHING: frozenset[Any] = frozenset()
+
+
+def _frozen(items: set[_T]) -> frozenset[_T]:
+    return frozenset(items) if items else _NOTHING
+
+
+@dataclass(slots=True)
+class _Found:
+    """What removed and cleaned values give: for one object, or for one value (then frozen by
+    :meth:`freeze` for a memo)."""
+
+    ids: set[str] = field(default_factory=set)
+    texts: set[str] = field(default_factory=set)
+    uids: set[str] = field(default_factory=set)  # UIDs written in a text or private value
+    days: set[date] = field(default_factory=set)
+    emails: set[str] = field(default_factory=set)
+    phones: set[str] = field(default_factory=set)
+
+    def freeze(self) -> _Judged:
+        return _Judged(_frozen(self.ids), _frozen(self.texts), _frozen(self.uids),
+                       _frozen(self.days), _frozen(self.emails), _frozen(self.phones))  # fmt: skip
+
+    def add(self, judged: _Judged) -> None:
+        """Add what :meth:`freeze` gave for one value."""
+        if judged.ids:
+            self.ids |= judged.ids
+        if judged.texts:
+            self.texts |= judged.texts
+        if judged.uids:
+            self.uids |= judged.uids
+        if judged.days:
+            self.days |= judged.days
+        if judged.emails:
+            self.emails |= judged.emails
+        if judged.phones:
+            self.phones |= judged.phones
+
+
+#: Longer values (stored bytes of an element, removed or cleaned text, the kept text of an
+#: object) are judged again in every file rather than remembered, so that a memo entry stays
+#: small (a few KB at most) whatever the data.
+_MAX_REMEMBERED_VALUE = 1024
 
 
 def _assemble(
-    collector: _Collector, profile: Profile, vocabulary: Vocabulary | None
+    collector: _Collector, profile: Profile, vocabulary: Vocabulary | None, memo: Memo | None = None
 ) -> Identifiers:
-    allowed = _allowed_words(collector, profile, vocabulary)
-    retained_blob = "\n".join(normalise(t) for t in collector.retained)
-    texts: set[str] = set()
-    ids: set[str] = set()
-    emails: set[str] = set()
-    phones: set[str] = set()
-    days: set[date] = set(collector.dates)
+    """The identifiers of a walked object.
 
-    free_texts = [value for value, _ in collector.removed] + collector.cleaned
+    Each removed or cleaned value is judged on its own (:func:`_judge_removed`,
+    :func:`_judge_cleaned`) in a context the whole object gives (:func:`_context`). With a memo,
+    what a value gives is remembered by (context, value, is it an ID), all it depends on: the
+    files of a series repeat most values, and a value that differs from file to file (a UID in
+    a private text, a time stamp) costs only its own judgement.
+    """
+    if memo is not None and sum(map(len, collector.retained)) > _MAX_REMEMBERED_VALUE:
+        memo = None  # a context too large to hold: this object's values are judged afresh
+    vocabulary_words = _vocabulary_words(vocabulary) if vocabulary is not None else frozenset()
+    context = _context(collector, profile, vocabulary, vocabulary_words, memo)
+    found = _Found(days=set(collector.dates))
     for value, is_id in collector.removed:
-        text = normalise(value)
-        if not text:
+        if memo is None or len(value) > _MAX_REMEMBERED_VALUE:
+            _judge_removed(value, is_id, context, found)
             continue
-        if _UID_SHAPE.fullmatch(text):  # a UID written in a text or private value
-            collector.uids.add(text)
-            continue
-        if is_id:
-            if _usable_id(text):
-                ids.add(text)
-            continue
-        if _NUMBER_SHAPE.fullmatch(text) and not (text.isdigit() and len(text) >= 6):
-            continue  # a measurement, not an identifier (vendors copy them into private tags)
-        if _dicom_date(text) is not None and len(text) == 8:
-            continue  # a date: harvested in all its forms below
-        words = words_of(text)
-        for word in words:
-            if _distinctive(word, allowed):
-                texts.add(word)
-        if not 4 <= len(text) <= _MAX_WHOLE_VALUE or text in retained_blob:
-            continue
-        if not any(len(w) >= 2 and w not in allowed for w in words):
-            continue
-        (ids if _id_like(text) else texts).add(text)
-    vocabulary_words = _vocabulary_words(vocabulary) if vocabulary else frozenset()
+        removed_key = (_REMOVED, context, value, is_id)
+        judged = memo.get(removed_key)
+        if judged is None:
+            alone = _Found()
+            _judge_removed(value, is_id, context, alone)
+            judged = alone.freeze()
+            memo.put(removed_key, judged)
+        found.add(cast(_Judged, judged))
     for value in collector.cleaned:
-        for word in words_of(value):
-            if word not in vocabulary_words and _distinctive(word, allowed):
-                texts.add(word)
-    for value in free_texts:
-        days |= _dates_in_text(value)
-        emails |= {normalise(m.group()) for m in _EMAIL.finditer(value)}
-        for match in _PHONE.finditer(value):
-            phones |= phone_needles(match.group())
+        if memo is None or len(value) > _MAX_REMEMBERED_VALUE:
+            _judge_cleaned(value, context, found)
+            continue
+        cleaned_key = (_CLEANED, context, value)
+        judged = memo.get(cleaned_key)
+        if judged is None:
+            alone = _Found()
+            _judge_cleaned(value, context, alone)
+            judged = alone.freeze()
+            memo.put(cleaned_key, judged)
+        found.add(cast(_Judged, judged))
 
+    collector.uids |= found.uids  # UIDs written in text count as UIDs
     date_needles: set[str] = set()
-    for day in days:
+    for day in found.days:
         if profile.dates is DatePolicy.YEAR and (day.month, day.day) == (1, 1):
             continue
         date_needles |= date_forms(day)
@@ -685,10 +871,85 @@ def _assemble(
         }
     return Identifiers(
         names=frozenset(collector.names),
-        ids=frozenset(ids),
-        texts=frozenset(texts - collector.names),
+        ids=frozenset(found.ids),
+        texts=frozenset(found.texts - collector.names),
         dates=frozenset(date_needles),
         uids=frozenset(uids),
-        emails=frozenset(emails),
-        phones=frozenset(phones),
+        emails=frozenset(found.emails),
+        phones=frozenset(found.phones),
     )
+
+
+def _context(
+    collector: _Collector,
+    profile: Profile,
+    vocabulary: Vocabulary | None,
+    vocabulary_words: frozenset[str],
+    memo: Memo | None,
+) -> _Context:
+    """The context values are judged in. With a memo, the same object for the same method
+    description, vocabulary words and kept values (in order), all it follows from, so that the
+    values of a series are remembered under one context."""
+    key = None
+    if memo is not None:
+        key = (_CONTEXT, profile.method_description, vocabulary_words, tuple(collector.retained))
+        remembered = memo.get(key)
+        if remembered is not None:
+            return cast(_Context, remembered)
+    fixed = _fixed_allowed_words(profile.method_description, vocabulary)
+    kept: set[str] = set()
+    for text in collector.retained:
+        kept.update(word for word in words_of(text) if word not in fixed)
+    retained_blob = "\n".join(normalise(t) for t in collector.retained)
+    if memo is None or key is None:
+        return _Context(fixed, kept, retained_blob, vocabulary_words)
+    context = _Context(fixed, frozenset(kept), retained_blob, vocabulary_words)
+    memo.put(key, context)
+    return context
+
+
+def _judge_removed(value: str, is_id: bool, context: _Context, found: _Found) -> None:
+    """What a removed value gives: an ID, a UID, distinctive words and the whole value when a
+    word of it could not legitimately remain, and the dates, e-mails and phones written in it."""
+    _judge_written(value, found)
+    text = normalise(value)
+    if not text:
+        return
+    if _UID_SHAPE.fullmatch(text):  # a UID written in a text or private value
+        found.uids.add(text)
+        return
+    if is_id:
+        if _usable_id(text):
+            found.ids.add(text)
+        return
+    if _NUMBER_SHAPE.fullmatch(text) and not (text.isdigit() and len(text) >= 6):
+        return  # a measurement, not an identifier (vendors copy them into private tags)
+    if _dicom_date(text) is not None and len(text) == 8:
+        return  # a date: harvested in all its forms (by _judge_written)
+    words = words_of(text)
+    for word in words:
+        if _distinctive(word, context):
+            found.texts.add(word)
+    if not 4 <= len(text) <= _MAX_WHOLE_VALUE or text in context.retained_blob:
+        return
+    fixed, kept = context.fixed, context.kept
+    if not any(len(w) >= 2 and w not in fixed and w not in kept for w in words):
+        return
+    (found.ids if _id_like(text) else found.texts).add(text)
+
+
+def _judge_cleaned(value: str, context: _Context, found: _Found) -> None:
+    """What a cleaned value gives: its distinctive words outside the vocabulary, and the dates,
+    e-mails and phones written in it."""
+    _judge_written(value, found)
+    for word in words_of(value):
+        if word not in context.vocabulary_words and _distinctive(word, context):
+            found.texts.add(word)
+
+
+def _judge_written(value: str, found: _Found) -> None:
+    """The dates, e-mail addresses and phone numbers written in a free text."""
+    found.days |= _dates_in_text(value)
+    found.emails |= {normalise(m.group()) for m in _EMAIL.finditer(value)}
+    for match in _PHONE.finditer(value):
+        found.phones |= phone_needles(match.group())

@@ -660,6 +660,26 @@ def _view_item(
     return None
 
 
+def stored_items(ds: Dataset) -> list[tuple[int, Any]]:
+    """``(tag, element as stored)`` for every element of ``ds``, in tag order, none read or
+    converted: for a caller that remembers its decisions by what the file holds
+    (:func:`stored_value`) and views an element (:func:`view_element`) only when it must."""
+    return _sorted_items(ds)
+
+
+def stored_value(item: Any) -> tuple[str | None, bytes] | None:
+    """``(VR as read, value bytes)`` of an element as stored, when its :func:`view_element` view
+    follows from these, its tag and the encoding alone (the fast path of :func:`_view_raw_value`:
+    nothing else of the file is read); else ``None`` (a converted element, a deferred value, a
+    sequence)."""
+    if not isinstance(item, RawDataElement) or type(item.value) is not bytes:
+        return None
+    vr = str(item.VR) if item.VR is not None else _implicit_vr(item.tag)
+    if vr is None or vr == "SQ":
+        return None
+    return item.VR, item.value
+
+
 _DECODED_TEXT_VRS = frozenset({"LO", "LT", "PN", "SH", "ST", "UC", "UT"})
 _ASCII_TEXT_VRS = frozenset({"AE", "AS", "CS", "DA", "DS", "DT", "IS", "TM", "UI", "UR"})
 _PN_DELIMITERS = {0x5C, 0x3D, 0x5E}
