@@ -17,8 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tftt.deid.engine import compile_profile
-from tftt.deid.memo import Memo
-from tftt.deid.pipeline import Outcome, Pipeline, PixelStage, VerificationRules, process_bytes
+from tftt.deid.pipeline import Memos, Outcome, Pipeline, PixelStage, VerificationRules, process_bytes
 from tftt.deid.rules import (
     RULES_DIR,
     DatePolicy,
@@ -70,7 +69,7 @@ def build_pipeline(settings: Settings, key: bytes, pixel_stage: PixelStage) -> P
         vocabulary=load_vocabulary(rules_dir),
     )
     return Pipeline(first=first, second=second, key=key, verification=verification,
-                    pixel_stage=pixel_stage, engine_memo=Memo())
+                    pixel_stage=pixel_stage, memos=Memos())
 
 
 @dataclass

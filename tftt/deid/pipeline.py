@@ -64,10 +64,11 @@ class VerificationRules:
     safe_private: SafePrivateTags | None
     vocabulary: Vocabulary | None = None
 
-    def harvest(self, original: Dataset) -> Identifiers:
+    def harvest(self, original: Dataset, memo: Memo | None = None) -> Identifiers:
         """The identifiers of ``original`` that an output must not contain."""
         return harvest_identifiers(original, self.profile, self.table, keep_list=self.keep_list,
-                                   vocabulary=self.vocabulary, safe_private=self.safe_private)
+                                   vocabulary=self.vocabulary, safe_private=self.safe_private,
+                                   memo=memo)  # fmt: skip
 
     def verify(self, identifiers: Identifiers, output: bytes, file_name: str) -> VerificationReport:
         """Check one output (see :func:`~tftt.deid.verify.verify_output`).
@@ -80,12 +81,20 @@ class VerificationRules:
 
 
 @dataclass(frozen=True)
+class Memos:
+    """One memo per stage, for the files of one batch in one process."""
+
+    engine: Memo = field(default_factory=Memo)  # both passes: the rules' token tells them apart
+    harvest: Memo = field(default_factory=Memo)
+
+
+@dataclass(frozen=True)
 class Pipeline:
     """The rules, key and stages every file goes through.
 
-    ``engine_memo`` lets both passes remember per-element decisions from one file to the next
-    (see :mod:`tftt.deid.memo`); without it every element is decided afresh, with the same
-    output. A pipeline with a memo serves one process (or thread) at a time.
+    ``memos`` let the stages remember per-element results from one file to the next (see
+    :mod:`tftt.deid.memo`); without them every element is judged afresh, with the same
+    outcome. A pipeline with memos serves one process (or thread) at a time.
     """
 
     first: CompiledProfile
@@ -93,7 +102,7 @@ class Pipeline:
     key: bytes
     verification: VerificationRules
     pixel_stage: PixelStage
-    engine_memo: Memo | None = field(default=None, compare=False, repr=False)
+    memos: Memos | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -197,12 +206,14 @@ def process_bytes(data: bytes, pipeline: Pipeline) -> Outcome:
 
     stage = Stage.FIRST_PASS
     rules = pipeline.verification
+    memos = pipeline.memos
+    engine_memo = memos.engine if memos is not None else None
     try:
         first = deidentify(
-            original, DeidContext(rules=pipeline.first, key=pipeline.key, memo=pipeline.engine_memo)
+            original, DeidContext(rules=pipeline.first, key=pipeline.key, memo=engine_memo)
         )
         stage = Stage.VERIFY
-        identifiers = rules.harvest(original)
+        identifiers = rules.harvest(original, memos.harvest if memos is not None else None)
         del original
         stage = Stage.PIXELS
         pixels = pipeline.pixel_stage(first.dataset)
@@ -211,7 +222,7 @@ def process_bytes(data: bytes, pipeline: Pipeline) -> Outcome:
         second = deidentify(
             pixels.dataset,
             DeidContext(rules=pipeline.second, key=pipeline.key, pixels_cleaned=pixels.cleaned,
-                        memo=pipeline.engine_memo),
+                        memo=engine_memo),
         )
         cleaned = pixels.cleaned
         del pixels
