@@ -70,8 +70,7 @@ def test_a_date_judged_against_one_study_year_is_judged_again_in_another(second)
     """The age-over-89 rule depends on the file's study year, not only on the date itself."""
     memo = Memo()
     late, early = make_ct(), make_ct()
-    late.StudyDate = late.SeriesDate = late.ContentDate = "20230514"
-    early.StudyDate = early.SeriesDate = early.ContentDate = "20100514"
+    late.StudyDate, early.StudyDate = "20230514", "20100514"  # the other dates stay 2023
     for ds in (late, early):
         ds.AcquisitionDate = "19300101"
     late_out = _same(parse(_raw(late)), second, memo)
@@ -139,3 +138,44 @@ def test_the_memo_stays_within_its_capacity(second) -> None:
         ds = make_ct(sop_uid=f"1.2.826.0.1.3680043.8.498.{7000 + i}")
         _same(parse(_raw(ds)), second, memo)
         assert len(memo) <= 25
+
+
+def test_the_marks_follow_whether_pixels_were_cleaned(second) -> None:
+    """The marks are remembered per set of rules and per pixel cleaning (CID 7050 code)."""
+    memo = Memo()
+    ds = parse(_raw(make_ct()))
+    _same(ds, second, memo)
+    cleaned = _same(ds, dataclasses.replace(second, pixels_cleaned=True), memo)
+    codes = [item.CodeValue for item in cleaned.dataset.DeidentificationMethodCodeSequence]
+    plain = _same(ds, second, memo)
+    assert len(codes) == len(plain.dataset.DeidentificationMethodCodeSequence) + 1
+
+
+def test_the_patients_values_are_read_again_under_another_character_set() -> None:
+    """The file's facts (pseudonym, identifying tokens ...) are remembered by the bytes they are
+    read from and the character set that decodes them: the same bytes, read as Latin-1 and as
+    UTF-8, are other names."""
+    from tftt.deid.engine import _FileFacts
+
+    ds = make_ct()
+    ds.SpecificCharacterSet = "ISO_IR 100"
+    ds.ReferringPhysicianName = "MÜLLER^JÖRG"
+    latin1 = _raw(ds)
+    assert latin1.count(b"ISO_IR 100") == 1
+    memo = Memo()
+    facts = []
+    for data in (latin1, latin1.replace(b"ISO_IR 100", b"ISO_IR 192")):
+        parsed = parse(data)
+        warm = _FileFacts.of(parsed, KEY, parsed.original_character_set, memo)
+        assert warm == _FileFacts.of(parsed, KEY, parsed.original_character_set, None)
+        facts.append(warm)
+    assert facts[0].identifiers != facts[1].identifiers
+
+
+def test_two_patients_of_the_same_name_get_their_own_pseudonyms(second) -> None:
+    memo = Memo()
+    one, other = make_ct(), make_ct()
+    other.PatientID = "CNRYID99999"
+    first = _same(parse(_raw(one)), second, memo)
+    again = _same(parse(_raw(other)), second, memo)
+    assert first.dataset.PatientName != again.dataset.PatientName

@@ -366,15 +366,12 @@ class _Walk:
         if self.encoding == (None, None):  # built in memory: encode as the syntax says
             self.encoding = (syntax == "1.2.840.10008.1.2", syntax != "1.2.840.10008.1.2.2")
         self.charset = root.original_character_set
-        patient_key = _patient_key(root)
-        self.pseudonym = patient_pseudonym(ctx.key, patient_key)
-        self.offset = date_offset_days(ctx.key, patient_key)
-        self.reference_year = next(
-            (year for tag in dates.REFERENCE_DATE_TAGS if (year := dates.year_of(_text(root, tag)))),
-            None,
-        )
-        self.identifiers = identifier_tokens(_identifying_values(root))
         self.memo = ctx.memo
+        facts = _FileFacts.of(root, ctx.key, self.charset, self.memo)
+        self.pseudonym = facts.pseudonym
+        self.offset = facts.offset
+        self.reference_year = facts.reference_year
+        self.identifiers = facts.identifiers
         self.memo_token: object = None
         if self.memo is not None:
             # Everything besides the element itself that a decision may depend on, named once
@@ -744,27 +741,33 @@ class _Walk:
 
     def mark(self, out: Dataset) -> None:
         """Add the marks of de-identification (PS3.15 E.1.1): elements built directly with their
-        dictionary VR, as keyword assignment would, without its per-keyword lookups."""
-        profile = self.profile
+        dictionary VR, as keyword assignment would, without its per-keyword lookups. They
+        depend on the rules alone, so a memo keeps them; each output gets its own copies."""
+        marks: _Marks | None = None
+        key = ("marks", self.rules.token, self.ctx.pixels_cleaned)
+        if self.memo is not None:
+            marks = cast("_Marks | None", self.memo.get(key))
+        if marks is None:
+            marks = self.build_marks()
+            if self.memo is not None:
+                self.memo.put(key, marks)
         placed = out._dict
-        placed[_PATIENT_IDENTITY_REMOVED] = DataElement(_PATIENT_IDENTITY_REMOVED, "CS", "YES")
-        placed[_DEIDENTIFICATION_METHOD] = DataElement(
-            _DEIDENTIFICATION_METHOD, "LO", _split_lo(profile.method_description)
-        )
+        placed[_PATIENT_IDENTITY_REMOVED] = _copied(marks.identity_removed)
+        placed[_DEIDENTIFICATION_METHOD] = _copied(marks.method)
+        items = []
+        for code in marks.codes:
+            item = new_dataset()
+            item._dict.update({element.tag: _copied(element) for element in code})
+            items.append(item)
+        out[_METHOD_CODE_SEQUENCE] = DataElement(_METHOD_CODE_SEQUENCE, "SQ", Sequence(items))
+        placed[_LONGITUDINAL_MODIFIED] = _copied(marks.longitudinal)
+
+    def build_marks(self) -> _Marks:
+        profile = self.profile
         codes = [CID_7050["basic"]]
         codes += [CID_7050[o] for o in self.rules_options() if o in CID_7050]
         if self.ctx.pixels_cleaned:
             codes.append(CID_7050["clean_pixel"])
-        items = []
-        for value, meaning in codes:
-            item = new_dataset()
-            item._dict.update({
-                _CODE_VALUE: DataElement(_CODE_VALUE, "SH", value),
-                _CODING_SCHEME_DESIGNATOR: DataElement(_CODING_SCHEME_DESIGNATOR, "SH", "DCM"),
-                _CODE_MEANING: DataElement(_CODE_MEANING, "LO", meaning),
-            })  # fmt: skip
-            items.append(item)
-        out[_METHOD_CODE_SEQUENCE] = DataElement(_METHOD_CODE_SEQUENCE, "SQ", Sequence(items))
         longitudinal = {
             DatePolicy.TABLE: "REMOVED",
             DatePolicy.YEAR: "MODIFIED",
@@ -773,7 +776,17 @@ class _Walk:
         }[self.rules.dates]
         if self.rules.dates is DatePolicy.TABLE and Option.RETAIN_LONG_FULL_DATES in profile.options:
             longitudinal = "UNMODIFIED"
-        placed[_LONGITUDINAL_MODIFIED] = DataElement(_LONGITUDINAL_MODIFIED, "CS", longitudinal)
+        return _Marks(
+            identity_removed=DataElement(_PATIENT_IDENTITY_REMOVED, "CS", "YES"),
+            method=DataElement(_DEIDENTIFICATION_METHOD, "LO", _split_lo(profile.method_description)),
+            codes=tuple(
+                (DataElement(_CODE_VALUE, "SH", value),
+                 DataElement(_CODING_SCHEME_DESIGNATOR, "SH", "DCM"),
+                 DataElement(_CODE_MEANING, "LO", meaning))
+                for value, meaning in codes
+            ),
+            longitudinal=DataElement(_LONGITUDINAL_MODIFIED, "CS", longitudinal),
+        )
 
     def rules_options(self) -> tuple[Option, ...]:
         options = list(self.profile.options)
@@ -783,6 +796,74 @@ class _Walk:
 
 
 _TABLE = object()
+
+
+class _Marks(NamedTuple):
+    """The marks of de-identification for one set of rules (see _Walk.mark); never handed out
+    themselves, only copies."""
+
+    identity_removed: DataElement
+    method: DataElement
+    codes: tuple[tuple[DataElement, DataElement, DataElement], ...]
+    longitudinal: DataElement
+
+
+_FACT_TAGS = (0x00080005, 0x00100010, 0x00100020, 0x00100021, 0x00100030, 0x00101001, 0x00101000, 0x00080050,
+              0x00101060, 0x00080090, 0x00101040, 0x00080020, 0x00080021, 0x00080022, 0x00080023)
+"""The elements :class:`_FileFacts` are read from: the character set (which decodes them when
+the file did not say), the patient's name, ID, issuer and birth date, the identifying values
+(see :func:`_identifying_values`) and the reference dates."""
+
+
+class _FileFacts(NamedTuple):
+    """What a pass derives from the file before its elements: the patient's pseudonym and date
+    offset, the reference year of the age rule and the patient's identifying tokens."""
+
+    pseudonym: str
+    offset: int
+    reference_year: int | None
+    identifiers: frozenset[str]
+
+    @classmethod
+    def of(cls, root: Dataset, key: bytes, charset: object, memo: Memo | None) -> _FileFacts:
+        """The facts of ``root``; with a memo, remembered by the elements they are read from
+        (as stored: VR and bytes), the character set and the key."""
+        memo_key: tuple[object, ...] | None = None
+        if memo is not None:
+            stored: list[object] = []
+            for tag in _FACT_TAGS:
+                element = root.get_item(tag)
+                if element is None:
+                    stored.append(None)
+                elif type(element) is RawDataElement and type(element.value) is bytes:
+                    stored.append((element.VR, element.value))
+                elif type(element) is DataElement and isinstance(element.value, str):
+                    stored.append(("converted", element.VR, str(element.value)))  # e.g. the charset
+                elif type(element) is DataElement and isinstance(element.value, MultiValue | list) \
+                        and all(isinstance(v, str) for v in element.value):
+                    stored.append(("converted", element.VR, tuple(str(v) for v in element.value)))
+                else:
+                    break  # another kind of value: read afresh
+            else:
+                charsets = tuple(charset) if isinstance(charset, list | MultiValue) else charset
+                memo_key = ("file facts", key, charsets, tuple(stored))
+                found = memo.get(memo_key)
+                if found is not None:
+                    return cast(_FileFacts, found)
+        patient_key = _patient_key(root)
+        facts = cls(
+            pseudonym=patient_pseudonym(key, patient_key),
+            offset=date_offset_days(key, patient_key),
+            reference_year=next(
+                (year for tag in dates.REFERENCE_DATE_TAGS
+                 if (year := dates.year_of(_text(root, tag)))),
+                None,
+            ),
+            identifiers=identifier_tokens(_identifying_values(root)),
+        )
+        if memo is not None and memo_key is not None:
+            memo.put(memo_key, facts)
+        return facts
 
 # What a remembered decision was (see _Walk.remembered).
 _DROPPED, _AS_READ, _BUILT = "dropped", "as read", "built"
