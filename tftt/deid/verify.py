@@ -40,7 +40,7 @@ import bisect
 import re
 from dataclasses import dataclass, field
 from io import BytesIO
-from typing import Any
+from typing import Any, cast
 
 from pydicom import dcmread
 from pydicom.dataset import Dataset
@@ -422,11 +422,11 @@ class _Verifier:
         The key holds all a judgement depends on: the rule view (the profile, its table, keep
         list and safe private tags, by identity: they are frozen), the label prefix (path in
         the file), the character set, the top/meta/mark-code flags, the reference year (ages
-        revealed by dates), and the element's tag, VR, length and value bytes (the view of a
-        plain node is a function of these and the character set). Not remembered: private
-        elements (their ruling depends on another element, the block's creator), sequences,
-        pixel data, converted or deferred nodes and values over ``_MEMO_MAX_VALUE`` bytes;
-        they are judged as without a memo. Where the value lies (spans) and the harvested-UID
+        revealed by dates), and the element's tag, VR, length, value bytes and whether the
+        reader marks it converted (the view of such a node is a function of these and the
+        character set). Not remembered: private elements (their ruling depends on another
+        element, the block's creator), sequences, pixel data, deferred nodes and values over
+        ``_MEMO_MAX_VALUE`` bytes; they are judged as without a memo. Where the value lies (spans) and the harvested-UID
         check come from this file when the judgement is applied.
         """
         memo = self.memo
@@ -434,16 +434,18 @@ class _Verifier:
         encodings = tuple(encoding) if isinstance(encoding, list) else encoding
         context = (_ELEMENT, self.view, prefix, encodings, top, in_mark_code, meta,
                    self.reference_year)  # fmt: skip
+        buffer = ds.buffer
         for node in ds.elements.values():
             tag = node.tag
             pixels = top and tag in _BULK_PIXEL_TAGS
-            if (node.vr == "SQ" or pixels or node.converted or node.deferred or is_private(tag)
+            if (node.vr == "SQ" or pixels or node.deferred or tag & 0x10000  # private
                     or node.end - node.start > _MEMO_MAX_VALUE):  # fmt: skip
                 element = view_node(ds, node, encoding, load_deferred=not pixels)
                 self._element(ds, element, encoding, prefix, top=top, in_mark_code=in_mark_code,
                               meta=meta)  # fmt: skip
                 continue
-            key = (context, tag, node.vr, node.length, ds.value_bytes(node))
+            value = buffer[node.start : node.end]  # the value as written: ds.value_bytes(node)
+            key = (context, tag, node.vr, node.length, node.converted, value)
             judgement = memo.get(key)
             if judgement is None:
                 element = view_node(ds, node, encoding)
@@ -455,8 +457,7 @@ class _Verifier:
                                         False, None, in_mark_code=in_mark_code, meta=meta,
                                         value=True)  # fmt: skip
                 memo.put(key, judgement)
-            assert isinstance(judgement, _Judgement)
-            self._apply(judgement, node.value_tell)
+            self._apply(cast(_Judgement, judgement), node.value_tell)
 
     def _element(
         self,
@@ -746,21 +747,22 @@ class _Verifier:
         if not shared.separable:
             return None
         last = len(pieces) - 1
+        shared_needles = needles.shared_needles
+
+        def key(index: int, data: bytes) -> tuple[object, ...]:
+            return (_PIECE, shared_needles, short, index == 0, index == last, data)
+
         results: list[tuple[tuple[Hit, ...], tuple[int, ...]] | None] = []
-        keys: list[tuple[object, ...] | None] = []
         missed: list[int] = []
         for index, (_label, data) in enumerate(pieces):
-            key: tuple[object, ...] | None = None
             result = None
             if len(data) <= _MEMO_MAX_VALUE:
-                key = (_PIECE, needles.shared_needles, short, index == 0, index == last, data)
-                result = memo.get(key)
+                result = memo.get(key(index, data))
             if result is None:
                 missed.append(index)
             else:
                 assert isinstance(result, tuple)
             results.append(result)
-            keys.append(key)
         if missed:
             searched = _search_pieces(
                 shared, [pieces[i][1] for i in missed], short=short,
@@ -770,15 +772,18 @@ class _Verifier:
                 return None
             for index, result in zip(missed, searched, strict=True):
                 results[index] = result
-                if keys[index] is not None:
-                    memo.put(keys[index], result)
+                data = pieces[index][1]
+                if len(data) <= _MEMO_MAX_VALUE:
+                    memo.put(key(index, data), result)
         hits: list[Hit] = []
         emails: list[int] = []
         for start, result in zip(starts, results, strict=True):
-            assert result is not None
-            piece_hits, piece_emails = result
-            hits.extend(Hit(start + h.offset, h.length, h.category, h.encoding) for h in piece_hits)
-            emails.extend(start + offset for offset in piece_emails)
+            if result is not _CLEAN:
+                assert result is not None
+                piece_hits, piece_emails = result
+                hits.extend(Hit(start + h.offset, h.length, h.category, h.encoding)
+                            for h in piece_hits)  # fmt: skip
+                emails.extend(start + offset for offset in piece_emails)
         uid_hits = needles.search_uids(buffer)
         if uid_hits:
             places = {(hit.offset, hit.length) for hit in hits}
