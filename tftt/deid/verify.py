@@ -32,6 +32,14 @@ Any finding raises :class:`~tftt.errors.ResidualPHIError`, whose ``findings`` na
 An output in Explicit VR Little Endian (natively or encapsulated) is read by
 :mod:`tftt.deid.raw_dataset`, not by the parser that wrote it; other transfer syntaxes, and
 anything that reader refuses, are read by pydicom, and an output neither reads is a finding.
+
+The files of a series repeat almost every element value. With a :class:`~tftt.deid.memo.Memo`
+kept across a batch, the verifier remembers its judgement of each plain element value read by
+that reader (keyed by everything the judgement depends on, see
+:meth:`_Verifier._walk_remembered`) and what the patient's shared needles find in each
+searched value (see :meth:`_Verifier._search_remembered`); each file's own UIDs and its raw
+bytes are searched every time. The findings are the same with or without a memo
+(tests/deid/test_verify_memo.py).
 """
 
 from __future__ import annotations
@@ -40,7 +48,7 @@ import bisect
 import re
 from dataclasses import dataclass, field
 from io import BytesIO
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from pydicom import dcmread
 from pydicom.dataset import Dataset
@@ -338,14 +346,15 @@ def _encapsulated_items(value: bytes | memoryview) -> tuple[list[tuple[int, int]
     return items, pos == size
 
 
-@dataclass(frozen=True, slots=True)
-class _Judgement:
+class _Judgement(NamedTuple):
     """What one element adds to a verification, apart from where its value lies in the file.
 
     It is a function of the element (tag, VR, value bytes) and of the walk's context (see
     :meth:`_Verifier._walk_remembered`), never of the file's own identifiers: the check for a
     harvested UID is kept as a note naming the UID, tested against the file's identifiers each
-    time the judgement is applied. So it can be remembered and applied to another file.
+    time the judgement is applied. So it can be remembered and applied to another file. (A
+    named tuple: immutable, and made at a fraction of a frozen dataclass's cost, once per
+    element.)
     """
 
     label: str
@@ -426,8 +435,8 @@ class _Verifier:
         reader marks it converted (the view of such a node is a function of these and the
         character set). Not remembered: private elements (their ruling depends on another
         element, the block's creator), sequences, pixel data, deferred nodes and values over
-        ``_MEMO_MAX_VALUE`` bytes; they are judged as without a memo. Where the value lies (spans) and the harvested-UID
-        check come from this file when the judgement is applied.
+        ``_MEMO_MAX_VALUE`` bytes; they are judged as without a memo. Where the value lies
+        (spans) and the harvested-UID check come from this file when the judgement is applied.
         """
         memo = self.memo
         assert memo is not None
@@ -438,7 +447,7 @@ class _Verifier:
         for node in ds.elements.values():
             tag = node.tag
             pixels = top and tag in _BULK_PIXEL_TAGS
-            if (node.vr == "SQ" or pixels or node.deferred or tag & 0x10000  # private
+            if (node.vr == "SQ" or pixels or node.deferred or is_private(tag)
                     or node.end - node.start > _MEMO_MAX_VALUE):  # fmt: skip
                 element = view_node(ds, node, encoding, load_deferred=not pixels)
                 self._element(ds, element, encoding, prefix, top=top, in_mark_code=in_mark_code,
