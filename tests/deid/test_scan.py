@@ -130,6 +130,57 @@ def test_sets_sharing_a_patients_needles_do_not_share_their_own_uids():
     assert len(first) == len(second) == 3
 
 
+_FRAGMENTS = ["quixote", "Li", " ", ".", "o'ne", "19520314", "1", "MRN881122", "éabcde",
+              "1.2.826.0.1.3680043.8.498.1", "2.25.77", "ÉABCDE", "Ã©ABCDE", "2.25.777", "x"]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "uids",
+    [
+        ("1.2.826.0.1.3680043.8.498.1", "2.25.77"),  # ASCII: found with bytes.find
+        ("1.2.826.0.1.3680043.8.498.1", "ÉABCDE"),  # not all ASCII: the vectorised search
+    ],
+)
+def test_the_shared_part_and_the_uid_search_split_the_whole_search(uids: tuple[str, str]) -> None:
+    import random
+
+    rng = random.Random(7)
+    needles = {"QUIXOTE": NAME, "LI": NAME, "O'NE": NAME, "Ã©ABCDE": NAME,
+               "19520314": Category.DATE, "MRN881122": Category.ID}  # fmt: skip
+    whole = NeedleSet({**needles, **{uid: Category.UID for uid in uids}})
+    assert whole.uids_long
+    found_uids = 0
+    for _ in range(300):
+        text = "".join(rng.choice(_FRAGMENTS) for _ in range(rng.randint(1, 6)))
+        data = text.encode(rng.choice(["latin-1", "utf-8", "utf-16-le"]), errors="replace")
+        data = data[rng.randint(0, 1) :]
+        for short in (True, False):
+            hits = whole.search(data, short=short)
+            uid_hits = [hit for hit in hits if hit.category is Category.UID]
+            assert whole.search_uids(data) == uid_hits
+            assert whole.shared_part().search(data, short=short) == [
+                hit for hit in hits if hit.category is not Category.UID
+            ]
+            found_uids += bool(uid_hits)
+    assert found_uids > 20
+
+
+def test_a_patients_sets_share_one_shared_part() -> None:
+    shared = {"CANARYSURNAME": NAME, "CNRYID4711": Category.ID}
+    first = NeedleSet({**shared, "1.2.3.4.5.6.7": Category.UID})
+    second = NeedleSet({**shared, "1.2.3.4.5.6.8": Category.UID})
+    assert first.shared_needles is second.shared_needles
+    assert first.shared_needles == frozenset(shared.items())
+    assert first.shared_part() is second.shared_part()
+    assert first.shared_part().search(b"1.2.3.4.5.6.7 CANARYSURNAME")[0].offset == 14
+
+
+def test_separable_needles_cannot_start_on_or_cover_two_zero_bytes() -> None:
+    assert NeedleSet({"QUIXOTE": NAME, "LI": NAME, "ŁUKASZ": NAME}).separable
+    assert not NeedleSet({"ĀBCDEF": NAME}).separable  # UTF-16 form 00 01 ...
+    assert not NeedleSet({"AB\x00\x00CD": NAME}).separable
+
+
 # ----- the fast path over pydicom's element dict ---------------------------------------------
 
 

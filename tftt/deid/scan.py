@@ -36,7 +36,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any, cast
 
 import numpy as np
@@ -117,7 +117,11 @@ _DIGITS = frozenset(b"0123456789")
 _TOKEN8 = re.compile(rb"[A-Za-z0-9\x80-\xff]+")
 _TOKEN16 = re.compile(rb"(?:[A-Za-z0-9]\x00)+")
 
-_CHUNK = 1 << 20  # bytes per vectorised block: temporaries stay around 10 MB
+_CHUNK = 1 << 18
+"""Bytes per vectorised block. A block's temporaries (its classes and a dozen boolean arrays of
+its size) stay under a few hundred kB: with 1 MB blocks glibc served each temporary with fresh
+pages (an mmap, or a heap trimmed back after the last block), about 500 page faults per 512 kB
+CT file, which doubled the time of a raw scan; at 256 kB they are reused (no fault measured)."""
 
 
 def _forms(text: str, encoding: str) -> frozenset[bytes]:
@@ -317,6 +321,7 @@ class _Indexes:
     short8: dict[bytes, list[_Entry]]
     short16: dict[bytes, list[_Entry]]
     irregular: list[tuple[bytes, _Entry]]
+    needles: frozenset[tuple[str, Category]] = frozenset()  # what a cached set was built from
 
     @classmethod
     def empty(cls) -> _Indexes:
@@ -368,7 +373,14 @@ def _shared_indexes(needles: frozenset[tuple[str, Category]]) -> _Indexes:
     """
     indexes = _Indexes.empty()
     indexes.add(sorted(needles))
+    indexes.needles = needles
     return indexes
+
+
+@lru_cache(maxsize=8)
+def _shared_set(needles: frozenset[tuple[str, Category]]) -> NeedleSet:
+    """A set of a patient's shared needles only (see :meth:`NeedleSet.shared_part`)."""
+    return NeedleSet(dict(needles))
 
 
 class NeedleSet:
@@ -381,8 +393,21 @@ class NeedleSet:
     def __init__(self, needles: Mapping[str, Category]) -> None:
         usable = sorted((text, category) for text, category in needles.items() if len(text) >= 3)
         shared = frozenset(item for item in usable if item[1] is not Category.UID)
-        indexes = _shared_indexes(shared).copy()
-        indexes.add(item for item in usable if item[1] is Category.UID)
+        own = [item for item in usable if item[1] is Category.UID]
+        cached = _shared_indexes(shared)
+        indexes = cached.copy()
+        indexes.add(own)
+        self.shared_needles: frozenset[tuple[str, Category]] = cached.needles
+        """The needles every file of the patient shares (all but the UIDs), as one object for
+        as long as the patient's indexes stay cached: what a search by the shared part
+        (:meth:`shared_part`) depends on, and a cheap key for remembering its results."""
+        self.uids_long = all(len(text) >= LONG_NEEDLE for text, _category in own)
+        """True when every UID needle is long, so :meth:`search_uids` finds all of them."""
+        self._uid_entries: tuple[_Entry, ...] | None = None
+        if all(text.isascii() and "\x00" not in text for text, _category in own):
+            self._uid_entries = tuple(placement.entry for text, category in own
+                                      for placement in _placements(text, category)
+                                      if placement.kind <= _LONG16)  # fmt: skip
         self._count = indexes.count
         self._long8 = indexes.long8
         self._long16 = indexes.long16
@@ -391,12 +416,14 @@ class NeedleSet:
         irregular = indexes.irregular
         self._long8.freeze()
         self._long16.freeze()
-        self._classes = bytes(
-            (1 if i in self._long8.letters else 0)
-            | (2 if i in self._long16.letters else 0)
-            | (4 if i in self._long16.highs else 0)
-            for i in range(256)
-        )
+        classes = bytearray(256)
+        for byte in self._long8.letters:
+            classes[byte] |= 1
+        for byte in self._long16.letters:
+            classes[byte] |= 2
+        for byte in self._long16.highs:
+            classes[byte] |= 4
+        self._classes = bytes(classes)
         self._irregular = {form: entry for form, entry in irregular}
         self._irregular_rx: re.Pattern[bytes] | None = None
         if irregular:
@@ -456,6 +483,39 @@ class NeedleSet:
         ``short=False`` searches only needles of :data:`LONG_NEEDLE` characters or more (for raw
         file bytes and pixel data).
         """
+        hits = self._search_long(data, uids_only=False)
+        if short:
+            hits.extend(self._search_short(data))
+        hits.sort(key=_hit_order)
+        return hits
+
+    def search_uids(self, data: bytes | memoryview) -> list[Hit]:
+        """The hits of :meth:`search` whose needle is a UID (``Category.UID``), in the same
+        order; complete only when :attr:`uids_long` (short needles are not searched).
+
+        A file has a few UIDs, mostly ASCII: their forms are then found with ``bytes.find`` in
+        the upper-cased data (a match is a form equal to the upper-cased bytes, as in
+        :meth:`search`), which in a few kB costs less than the vectorised scan's set-up. Hits
+        of two such needles at one place are equal (two texts with the same upper case) or
+        impossible (a Latin-1 form of ASCII has no zero byte, a UTF-16 form has), so sorting
+        by offset and length gives :meth:`search`'s order.
+        """
+        if self._uid_entries is None:
+            hits = self._search_long(data, uids_only=True)
+        else:
+            hits = []
+            upper = bytes(data).upper()
+            for entry in self._uid_entries:
+                for form in entry.forms:
+                    pos = upper.find(form)
+                    while pos >= 0:
+                        if self._boundaries_ok(data, pos, entry):
+                            hits.append(Hit(pos, entry.length, entry.category, entry.encoding))
+                        pos = upper.find(form, pos + 1)
+        hits.sort(key=_hit_order)
+        return hits
+
+    def _search_long(self, data: bytes | memoryview, *, uids_only: bool) -> list[Hit]:
         hits: list[Hit] = []
         found8, found16 = _long_candidates(data, self._long8, self._long16, self._classes)
         for index, positions in ((self._long8, found8), (self._long16, found16)):
@@ -463,13 +523,45 @@ class NeedleSet:
             for pos in positions:
                 key = index.key_of(bytes(data[pos : pos + width]))
                 for entry in index.entries.get(key, ()):
+                    if uids_only and not entry.uid:
+                        continue
                     segment = bytes(data[pos : pos + entry.length]).upper()
                     if segment in entry.forms and self._boundaries_ok(data, pos, entry):
                         hits.append(Hit(pos, entry.length, entry.category, entry.encoding))
-        if short:
-            hits.extend(self._search_short(data))
-        hits.sort(key=lambda h: (h.offset, h.length))
         return hits
+
+    def shared_part(self) -> NeedleSet:
+        """A set of :attr:`shared_needles` alone.
+
+        When :attr:`uids_long`, what it finds in any data is exactly what :meth:`search` finds
+        there apart from the UID hits, in the same order: each long or token entry is searched
+        on its own, with the same entries in the same order; only the pattern of irregular
+        short needles (non-overlapping matches of all of them at once) would mix in short UIDs.
+        So :meth:`search` is this set's hits merged with :meth:`search_uids` by offset and
+        length, unless a hit of each has the same offset and length (their order then follows
+        the order of the indexes: search the whole set instead)."""
+        return _shared_set(self.shared_needles)
+
+    @cached_property
+    def separable(self) -> bool:
+        """Whether no needle form starts with a zero byte or holds two zero bytes in a row.
+
+        Then no match can start in, or reach across, the four zero bytes that separate the
+        pieces a verifier searches in one buffer: a match starting in a piece ends at most one
+        byte into the separator after it, the boundary checks around it read at most four
+        bytes on either side (all zeros there, which every check treats as the edge of the
+        data), and the token and e-mail patterns cannot start on a zero byte. So each piece's
+        matches depend only on its own bytes and on whether a separator precedes and follows
+        it, whatever the other pieces hold. Forms of ordinary text qualify; the UTF-16 form of
+        a character such as U+0100 (bytes 00 01) does not.
+        """
+        entries = [entry for index in (self._long8, self._long16)
+                   for bucket in index.entries.values() for entry in bucket]  # fmt: skip
+        for table in (self._short8, self._short16):
+            entries.extend(entry for bucket in table.values() for entry in bucket)
+        entries.extend(self._irregular.values())
+        forms = {form for entry in entries for form in entry.forms} | set(self._irregular)
+        return not any(form[:1] == b"\x00" or b"\x00\x00" in form for form in forms)
 
     def _search_short(self, data: bytes | memoryview) -> Iterator[Hit]:
         if self._short8:
@@ -488,6 +580,10 @@ class NeedleSet:
                 entry = self._irregular[match.group().upper()]
                 if self._boundaries_ok(data, match.start(), entry):
                     yield Hit(match.start(), entry.length, entry.category, entry.encoding)
+
+
+def _hit_order(hit: Hit) -> tuple[int, int]:
+    return hit.offset, hit.length
 
 
 def merge_needles(*groups: Iterable[tuple[str, Category]]) -> dict[str, Category]:
@@ -784,6 +880,14 @@ def _view_node(
                            error=True)  # fmt: skip
     return ElementView(tag, str(element.VR), keyword, element.value, None, node.value_tell,
                        undefined, length)  # fmt: skip
+
+
+def view_node(
+    ds: RawDataset, node: RawElement, encoding: str | list[str] | None, *, load_deferred: bool = True
+) -> ElementView:
+    """The view :func:`iter_elements` gives of ``node``, an element of ``ds`` (for a reader
+    that looks at the nodes first, e.g. to skip the views of values it has judged before)."""
+    return _view_node(ds, node, encoding, load_deferred)
 
 
 def iter_elements(

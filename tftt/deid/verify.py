@@ -32,6 +32,14 @@ Any finding raises :class:`~tftt.errors.ResidualPHIError`, whose ``findings`` na
 An output in Explicit VR Little Endian (natively or encapsulated) is read by
 :mod:`tftt.deid.raw_dataset`, not by the parser that wrote it; other transfer syntaxes, and
 anything that reader refuses, are read by pydicom, and an output neither reads is a finding.
+
+The files of a series repeat almost every element value. With a :class:`~tftt.deid.memo.Memo`
+kept across a batch, the verifier remembers its judgement of each plain element value read by
+that reader (keyed by everything the judgement depends on, see
+:meth:`_Verifier._walk_remembered`) and what the patient's shared needles find in each
+searched value (see :meth:`_Verifier._search_remembered`); each file's own UIDs and its raw
+bytes are searched every time. The findings are the same with or without a memo
+(tests/deid/test_verify_memo.py).
 """
 
 from __future__ import annotations
@@ -40,13 +48,14 @@ import bisect
 import re
 from dataclasses import dataclass, field
 from io import BytesIO
-from typing import Any
+from typing import Any, NamedTuple, cast
 
 from pydicom import dcmread
 from pydicom.dataset import Dataset
 
 from tftt.deid.harvest import Identifiers, harvest_identifiers
 from tftt.deid.integrity import NATIVE_SYNTAXES, PIXEL_TAGS, image_bits, is_image_sop_class
+from tftt.deid.memo import Memo
 from tftt.deid.raw_dataset import RawDataset, read_explicit_little
 from tftt.deid.retention import (
     DEIDENTIFICATION_METHOD_CODE_SEQUENCE,
@@ -70,10 +79,12 @@ from tftt.deid.scan import (
     TEXT_VRS,
     ElementView,
     Hit,
+    NeedleSet,
     character_set,
     iter_elements,
     text_of,
     view_element,
+    view_node,
 )
 from tftt.errors import ResidualPHIError, UnsupportedInputError
 
@@ -100,6 +111,12 @@ _LEADING_YEAR = re.compile(r"(\d{4})")
 _ZERO_TM = re.compile(r"0+(\.0+)?")
 _EMAIL = re.compile(rb"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
 _PIECE_SEPARATOR = b"\x00\x00\x00\x00"
+_MEMO_MAX_VALUE = 256
+"""Longest value or piece (bytes) whose judgement or search a memo keeps: in a CT series
+almost every value is shorter and repeats; longer ones are rarer, cost more to compare and
+would make the memo's size depend on the data."""
+_ELEMENT = "verify element"  # first item of a memo key: which kind of result it keeps
+_PIECE = "verify piece"
 
 # JPEG markers: anywhere between segments; after a SOS only FF followed by >= 0x80 (this also
 # holds for JPEG-LS, whose scan data may contain FF followed by a byte below 0x80).
@@ -137,6 +154,53 @@ class _Findings:
             self.items.append(text)
         else:
             self.dropped += 1
+
+
+def _label(prefix: str, tag: int, keyword: str, private: bool) -> str:
+    """Where an element is, as findings name it."""
+    name = keyword or ("private" if private else "unknown")
+    return f"{prefix}{tag_text(tag)} {name}"
+
+
+def _hit_place(hit: Hit) -> tuple[int, int]:
+    return hit.offset, hit.length
+
+
+_CLEAN: tuple[tuple[Hit, ...], tuple[int, ...]] = ((), ())
+
+
+def _search_pieces(
+    needles: NeedleSet, pieces: list[bytes], *, short: bool, lead: bool, trail: bool
+) -> list[tuple[tuple[Hit, ...], tuple[int, ...]]] | None:
+    """Needle hits and e-mail offsets in each of ``pieces`` (offsets within the piece), found
+    by one search of the pieces joined as :meth:`_Verifier.scan_pieces` joins them, with a
+    separator before the first if ``lead`` and after the last if ``trail``.
+
+    ``needles`` must be separable (see :attr:`~tftt.deid.scan.NeedleSet.separable`): each
+    piece's results are then those it has in any buffer where it has the same neighbourhood.
+    ``None`` if a match starts outside every piece, which that rules out.
+    """
+    sep = _PIECE_SEPARATOR
+    offsets: list[int] = []
+    position = len(sep) if lead else 0
+    for data in pieces:
+        offsets.append(position)
+        position += len(data) + len(sep)
+    buffer = (sep if lead else b"") + sep.join(pieces) + (sep if trail else b"")
+    found: list[tuple[list[Hit], list[int]]] = [([], []) for _ in pieces]
+    places: list[tuple[int, Hit | None]] = [(h.offset, h) for h in needles.search(buffer, short=short)]
+    if short:
+        places += [(match.start(), None) for match in _EMAIL.finditer(buffer)]
+    for offset, hit in places:
+        index = bisect.bisect_right(offsets, offset) - 1
+        if index < 0 or offset >= offsets[index] + len(pieces[index]):
+            return None
+        relative = offset - offsets[index]
+        if hit is None:
+            found[index][1].append(relative)
+        else:
+            found[index][0].append(Hit(relative, hit.length, hit.category, hit.encoding))
+    return [(tuple(h), tuple(e)) if h or e else _CLEAN for h, e in found]
 
 
 @dataclass(frozen=True)
@@ -282,6 +346,28 @@ def _encapsulated_items(value: bytes | memoryview) -> tuple[list[tuple[int, int]
     return items, pos == size
 
 
+class _Judgement(NamedTuple):
+    """What one element adds to a verification, apart from where its value lies in the file.
+
+    It is a function of the element (tag, VR, value bytes) and of the walk's context (see
+    :meth:`_Verifier._walk_remembered`), never of the file's own identifiers: the check for a
+    harvested UID is kept as a note naming the UID, tested against the file's identifiers each
+    time the judgement is applied. So it can be remembered and applied to another file. (A
+    named tuple: immutable, and made at a fraction of a frozen dataclass's cost, once per
+    element.)
+    """
+
+    label: str
+    private: bool
+    notes: tuple[tuple[str, str | None], ...]
+    """Findings in order: (what, ``None``) always holds; (what, uid) holds if ``uid`` was
+    harvested from the file's original."""
+    pieces: tuple[tuple[bytes, bool, bool], ...]
+    """Values to search, in order: (data, binary: long needles only, spans the value bytes)."""
+    value_length: int  # bytes of the value in the file, which the spanning pieces cover
+    error: bool
+
+
 class _Verifier:
     def __init__(
         self,
@@ -289,11 +375,13 @@ class _Verifier:
         output: bytes,
         profile: Profile,
         view: RuleView,
+        memo: Memo | None = None,
     ) -> None:
         self.identifiers = identifiers
         self.output = output
         self.profile = profile
         self.view = view
+        self.memo = memo
         self.findings = _Findings()
         self.pieces: list[tuple[str, bytes]] = []  # text and private/unknown values
         self.binary: list[tuple[str, bytes]] = []  # standard binary values: long needles only
@@ -318,114 +406,218 @@ class _Verifier:
         meta: bool = False,
     ) -> None:
         encoding = character_set(ds, encoding)
+        if self.memo is not None and isinstance(ds, RawDataset):
+            self._walk_remembered(ds, encoding, prefix, top=top, in_mark_code=in_mark_code,
+                                  meta=meta)  # fmt: skip
+            return
         defer = _BULK_PIXEL_TAGS if top else frozenset()
         for element in iter_elements(ds, encoding, defer=defer):
-            tag = element.tag
-            private = is_private(tag)
-            name = element.keyword or ("private" if private else "unknown")
-            label = f"{prefix}{tag_text(tag)} {name}"
-            self.elements += 1
-            self.private += private
-            if meta:
-                if tag not in FILE_META_ALLOWED:
-                    self.findings.add(label, "not allowed in the file meta")
-            else:
-                creator = None
-                if is_private_creator(tag) and element.value is not None:
-                    creator = text_of(element.value).strip()
-                elif private:
-                    creator_view = view_element(
-                        ds, (tag & 0xFFFF0000) | ((tag >> 8) & 0xFF), encoding
-                    )
-                    if creator_view is not None and creator_view.value is not None:
-                        creator = text_of(creator_view.value).strip()
-                ruling = self.view.disposition(
-                    tag, element.keyword, private_creator=creator, in_mark_code_item=in_mark_code
-                )
-                if not ruling.present_allowed:
-                    self.findings.add(label, f"not allowed ({ruling.reason})")
-            if element.error:
-                self.findings.add(label, "value cannot be decoded")
-                if element.raw:
-                    self._add_piece(label, element.raw, element)
-                continue
-            if element.vr == "SQ":
-                # Offsets read inside a sequence of defined length count from that sequence's
-                # value (pydicom reads it as a buffer of its own; the raw reader does alike).
-                outer = self.base
-                if not element.undefined_length and element.value_tell is not None:
-                    self.base = outer + element.value_tell
-                for index, item in enumerate(element.value or ()):
-                    self.items += 1
-                    self.walk(
-                        item,
-                        encoding,
-                        f"{label}[{index}] > ",
-                        top=False,
-                        in_mark_code=tag == DEIDENTIFICATION_METHOD_CODE_SEQUENCE,
-                    )
-                self.base = outer
-                continue
-            if top and tag in _BULK_PIXEL_TAGS:
-                self._pixel_data(element, label)
-                continue
-            self._value(element, label)
+            self._element(ds, element, encoding, prefix, top=top, in_mark_code=in_mark_code,
+                          meta=meta)  # fmt: skip
 
-    def _add_piece(
-        self, label: str, data: bytes, element: ElementView | None = None, *, binary: bool = False
+    def _walk_remembered(
+        self,
+        ds: RawDataset,
+        encoding: str | list[str] | None,
+        prefix: str,
+        *,
+        top: bool,
+        in_mark_code: bool,
+        meta: bool,
     ) -> None:
-        if not data:
-            return
-        (self.binary if binary else self.pieces).append((label, data))
-        if element is not None and element.raw is not None and element.value_tell is not None:
-            start = self.base + element.value_tell
-            self.spans.append((start, start + len(element.raw), label))
+        """:meth:`walk` over the raw reader's nodes, replaying the judgement of a plain public
+        value already judged in the same context (in this file or an earlier one).
 
-    def _value(self, element: ElementView, label: str) -> None:
+        The key holds all a judgement depends on: the rule view (the profile, its table, keep
+        list and safe private tags, by identity: they are frozen), the label prefix (path in
+        the file), the character set, the top/meta/mark-code flags, the reference year (ages
+        revealed by dates), and the element's tag, VR, length, value bytes and whether the
+        reader marks it converted (the view of such a node is a function of these and the
+        character set). Not remembered: private elements (their ruling depends on another
+        element, the block's creator), sequences, pixel data, deferred nodes and values over
+        ``_MEMO_MAX_VALUE`` bytes; they are judged as without a memo. Where the value lies
+        (spans) and the harvested-UID check come from this file when the judgement is applied.
+        """
+        memo = self.memo
+        assert memo is not None
+        encodings = tuple(encoding) if isinstance(encoding, list) else encoding
+        context = (_ELEMENT, self.view, prefix, encodings, top, in_mark_code, meta,
+                   self.reference_year)  # fmt: skip
+        buffer = ds.buffer
+        for node in ds.elements.values():
+            tag = node.tag
+            pixels = top and tag in _BULK_PIXEL_TAGS
+            if (node.vr == "SQ" or pixels or node.deferred or is_private(tag)
+                    or node.end - node.start > _MEMO_MAX_VALUE):  # fmt: skip
+                element = view_node(ds, node, encoding, load_deferred=not pixels)
+                self._element(ds, element, encoding, prefix, top=top, in_mark_code=in_mark_code,
+                              meta=meta)  # fmt: skip
+                continue
+            value = buffer[node.start : node.end]  # the value as written: ds.value_bytes(node)
+            key = (context, tag, node.vr, node.length, node.converted, value)
+            judgement = memo.get(key)
+            if judgement is None:
+                element = view_node(ds, node, encoding)
+                if element.vr == "SQ":  # not for a node read as another VR; judged plainly
+                    self._element(ds, element, encoding, prefix, top=top,
+                                  in_mark_code=in_mark_code, meta=meta)  # fmt: skip
+                    continue
+                judgement = self._judge(element, _label(prefix, tag, element.keyword, False),
+                                        False, None, in_mark_code=in_mark_code, meta=meta,
+                                        value=True)  # fmt: skip
+                memo.put(key, judgement)
+            self._apply(cast(_Judgement, judgement), node.value_tell)
+
+    def _element(
+        self,
+        ds: Dataset | RawDataset,
+        element: ElementView,
+        encoding: str | list[str] | None,
+        prefix: str,
+        *,
+        top: bool,
+        in_mark_code: bool,
+        meta: bool,
+    ) -> None:
+        tag = element.tag
+        private = is_private(tag)
+        label = _label(prefix, tag, element.keyword, private)
+        creator = None
+        if not meta:
+            if is_private_creator(tag) and element.value is not None:
+                creator = text_of(element.value).strip()
+            elif private:
+                creator_view = view_element(ds, (tag & 0xFFFF0000) | ((tag >> 8) & 0xFF), encoding)
+                if creator_view is not None and creator_view.value is not None:
+                    creator = text_of(creator_view.value).strip()
+        sequence = element.vr == "SQ"
+        pixels = not sequence and top and tag in _BULK_PIXEL_TAGS
+        judgement = self._judge(element, label, private, creator, in_mark_code=in_mark_code,
+                                meta=meta, value=not (sequence or pixels))  # fmt: skip
+        self._apply(judgement, element.value_tell)
+        if judgement.error:
+            return
+        if sequence:
+            # Offsets read inside a sequence of defined length count from that sequence's
+            # value (pydicom reads it as a buffer of its own; the raw reader does alike).
+            outer = self.base
+            if not element.undefined_length and element.value_tell is not None:
+                self.base = outer + element.value_tell
+            for index, item in enumerate(element.value or ()):
+                self.items += 1
+                self.walk(
+                    item,
+                    encoding,
+                    f"{label}[{index}] > ",
+                    top=False,
+                    in_mark_code=tag == DEIDENTIFICATION_METHOD_CODE_SEQUENCE,
+                )
+            self.base = outer
+        elif pixels:
+            self._pixel_data(element, label)
+
+    def _judge(
+        self,
+        element: ElementView,
+        label: str,
+        private: bool,
+        creator: str | None,
+        *,
+        in_mark_code: bool,
+        meta: bool,
+        value: bool,
+    ) -> _Judgement:
+        """The findings and pieces of one element: whether it may be present, whether its value
+        decodes, and (``value``: not a sequence or pixel data) the checks of its value."""
+        notes: list[tuple[str, str | None]] = []
+        pieces: list[tuple[bytes, bool, bool]] = []
+        tag = element.tag
+        if meta:
+            if tag not in FILE_META_ALLOWED:
+                notes.append(("not allowed in the file meta", None))
+        else:
+            ruling = self.view.disposition(
+                tag, element.keyword, private_creator=creator, in_mark_code_item=in_mark_code
+            )
+            if not ruling.present_allowed:
+                notes.append((f"not allowed ({ruling.reason})", None))
+        raw = element.raw
+        if element.error:
+            notes.append(("value cannot be decoded", None))
+            if raw:
+                pieces.append((raw, False, True))
+        elif value:
+            self._judge_value(element, notes, pieces)
+        return _Judgement(label, private, tuple(notes), tuple(pieces),
+                          0 if raw is None else len(raw), element.error)  # fmt: skip
+
+    def _apply(self, judgement: _Judgement, value_tell: int | None) -> None:
+        """Add a judgement's findings, pieces and spans (where ``value_tell`` says the value
+        lies, counted from :attr:`base`) to this verification."""
+        self.elements += 1
+        self.private += judgement.private
+        label = judgement.label
+        for what, uid in judgement.notes:
+            if uid is None or uid in self.identifiers.uids:
+                self.findings.add(label, what)
+        for data, binary, spanned in judgement.pieces:
+            (self.binary if binary else self.pieces).append((label, data))
+            if spanned and value_tell is not None:
+                start = self.base + value_tell
+                self.spans.append((start, start + judgement.value_length, label))
+
+    def _judge_value(
+        self,
+        element: ElementView,
+        notes: list[tuple[str, str | None]],
+        pieces: list[tuple[bytes, bool, bool]],
+    ) -> None:
         vr = element.vr
         value = element.value
         if vr == "UI":
-            self._check_uids(value, label)
+            self._check_uids(value, notes)
         elif vr == "AS":
-            self._check_age(value, label)
+            self._check_age(value, notes)
         elif vr in ("DA", "DT", "TM"):
-            self._check_date_time(element, label)
+            self._check_date_time(element, notes)
         if vr in _NO_SCAN_VRS:
             return
+        spanned = element.raw is not None  # a piece read from the file covers the value's bytes
         if vr in TEXT_VRS:
             decoded = text_of(value).encode("utf-8")
-            self._add_piece(label, decoded, element)
+            if decoded:
+                pieces.append((decoded, False, spanned))
             if element.raw is not None and element.raw.rstrip(b"\x00 ") != decoded.rstrip(b" "):
-                self.pieces.append((label, element.raw))
+                pieces.append((element.raw, False, False))
         elif isinstance(value, bytes) or (vr in BINARY_TEXTLIKE_VRS and element.raw):
             data = value if isinstance(value, bytes) else element.raw
             assert data is not None
             # Binary values of standard attributes (LUTs, ICC profiles, waveforms) are searched
             # for long needles only: three letters between two non-letters are common there.
             standard = not is_private(element.tag) and vr != "UN"
-            self._add_piece(label, data, element, binary=standard)
+            if data:
+                pieces.append((data, standard, spanned))
 
     # ----- specific checks ---------------------------------------------------------------
-    def _check_uids(self, value: Any, label: str) -> None:
+    def _check_uids(self, value: Any, notes: list[tuple[str, str | None]]) -> None:
         for part in text_of(value).split("\\"):
             uid = part.strip("\x00 ")
             if not uid:
                 continue
             if len(uid) > 64:
-                self.findings.add(label, "UID longer than 64 characters")
+                notes.append(("UID longer than 64 characters", None))
             if not _UID.fullmatch(uid):
-                self.findings.add(label, "UID is not valid")
-            if uid in self.identifiers.uids:
-                self.findings.add(label, "harvested UID not remapped")
+                notes.append(("UID is not valid", None))
+            notes.append(("harvested UID not remapped", uid))  # if harvested: see _apply
 
-    def _check_age(self, value: Any, label: str) -> None:
+    def _check_age(self, value: Any, notes: list[tuple[str, str | None]]) -> None:
         for part in text_of(value).split("\\"):
             age = part.strip()
             if not age:
                 continue
             match = _AGE.fullmatch(age)
             if match is None:
-                self.findings.add(label, "not a valid age string")
+                notes.append(("not a valid age string", None))
                 continue
             if age == "090Y":
                 continue
@@ -434,15 +626,15 @@ class _Verifier:
                 unit, float(number)
             )
             if years > self.profile.max_age_years:
-                self.findings.add(label, f"age over {self.profile.max_age_years} years")
+                notes.append((f"age over {self.profile.max_age_years} years", None))
 
-    def _check_date_time(self, element: ElementView, label: str) -> None:
+    def _check_date_time(self, element: ElementView, notes: list[tuple[str, str | None]]) -> None:
         if element.vr in ("DA", "DT") and self.profile.dates in (DatePolicy.YEAR, DatePolicy.SHIFT):
             for part in text_of(element.value).split("\\"):
                 year = _LEADING_YEAR.match(part.strip())
                 if (year is not None and self.reference_year is not None
                         and self.reference_year - int(year.group(1)) > self.profile.max_age_years):
-                    self.findings.add(label, f"date reveals an age over {self.profile.max_age_years}")
+                    notes.append((f"date reveals an age over {self.profile.max_age_years}", None))
         if self.profile.dates is not DatePolicy.YEAR:
             return
         for part in text_of(element.value).split("\\"):
@@ -450,13 +642,13 @@ class _Verifier:
             if not text:
                 continue
             if element.vr == "DA" and not _YEAR_DA.fullmatch(text):
-                self.findings.add(label, "date keeps more than the year")
+                notes.append(("date keeps more than the year", None))
             elif element.vr == "DT" and not _YEAR_DT.fullmatch(text):
-                self.findings.add(label, "date-time keeps more than the year")
+                notes.append(("date-time keeps more than the year", None))
             elif element.vr == "TM" and not _ZERO_TM.fullmatch(text):
                 row = self.view.table_row(element.tag)
                 if row is not None and self.view.effective_action(row) is not Action.KEEP:
-                    self.findings.add(label, "time of day remains")
+                    notes.append(("time of day remains", None))
 
     def _pixel_data(self, element: ElementView, label: str) -> None:
         base = element.value_tell
@@ -523,13 +715,92 @@ class _Verifier:
                 starts.append(total)
                 total += len(data) + len(_PIECE_SEPARATOR)
             buffer = _PIECE_SEPARATOR.join(data for _label, data in pieces)
-            for hit in self.identifiers.needles.search(buffer, short=short):
+            found = None
+            if self.memo is not None:
+                found = self._search_remembered(pieces, starts, buffer, short=short)
+            if found is None:
+                hits = self.identifiers.needles.search(buffer, short=short)
+                emails = [match.start() for match in _EMAIL.finditer(buffer)] if short else []
+            else:
+                hits, emails = found
+            for hit in hits:
                 label = pieces[bisect.bisect_right(starts, hit.offset) - 1][0]
                 self.findings.add(label, f"contains harvested {hit.category}")
-            if short:
-                for match in _EMAIL.finditer(buffer):
-                    label = pieces[bisect.bisect_right(starts, match.start()) - 1][0]
-                    self.findings.add(label, "contains an e-mail address")
+            for offset in emails:
+                label = pieces[bisect.bisect_right(starts, offset) - 1][0]
+                self.findings.add(label, "contains an e-mail address")
+
+    def _search_remembered(
+        self, pieces: list[tuple[str, bytes]], starts: list[int], buffer: bytes, *, short: bool
+    ) -> tuple[list[Hit], list[int]] | None:
+        """The needle hits and e-mail offsets that searching ``buffer`` (the ``pieces`` joined,
+        each at its offset in ``starts``) would give, from remembered searches of the pieces.
+
+        Splits the needle set into the patient's shared needles and the file's own UIDs
+        (:meth:`~tftt.deid.scan.NeedleSet.shared_part`). What the shared needles and the
+        e-mail pattern find in one piece depends only on the shared needles, the piece's bytes
+        and whether a separator precedes and follows it, when the shared needles are
+        :attr:`~tftt.deid.scan.NeedleSet.separable`: that is the key. The pieces not
+        remembered are searched together, each with the same neighbourhood as in ``buffer``;
+        the UIDs are searched in ``buffer`` itself, every time. ``None`` (search ``buffer``
+        with the whole set) when that split is not exact: a UID needle too short to be searched
+        apart, shared needles that are not separable, or a shared hit and a UID hit at the same
+        offset and length (their order would depend on the whole set's indexes).
+        """
+        memo = self.memo
+        assert memo is not None
+        needles = self.identifiers.needles
+        if not needles.uids_long:
+            return None
+        shared = needles.shared_part()
+        if not shared.separable:
+            return None
+        last = len(pieces) - 1
+        shared_needles = needles.shared_needles
+
+        def key(index: int, data: bytes) -> tuple[object, ...]:
+            return (_PIECE, shared_needles, short, index == 0, index == last, data)
+
+        results: list[tuple[tuple[Hit, ...], tuple[int, ...]] | None] = []
+        missed: list[int] = []
+        for index, (_label, data) in enumerate(pieces):
+            result = None
+            if len(data) <= _MEMO_MAX_VALUE:
+                result = memo.get(key(index, data))
+            if result is None:
+                missed.append(index)
+            else:
+                assert isinstance(result, tuple)
+            results.append(result)
+        if missed:
+            searched = _search_pieces(
+                shared, [pieces[i][1] for i in missed], short=short,
+                lead=missed[0] != 0, trail=missed[-1] != last,
+            )  # fmt: skip
+            if searched is None:
+                return None
+            for index, result in zip(missed, searched, strict=True):
+                results[index] = result
+                data = pieces[index][1]
+                if len(data) <= _MEMO_MAX_VALUE:
+                    memo.put(key(index, data), result)
+        hits: list[Hit] = []
+        emails: list[int] = []
+        for start, result in zip(starts, results, strict=True):
+            if result is not _CLEAN:
+                assert result is not None
+                piece_hits, piece_emails = result
+                hits.extend(Hit(start + h.offset, h.length, h.category, h.encoding)
+                            for h in piece_hits)  # fmt: skip
+                emails.extend(start + offset for offset in piece_emails)
+        uid_hits = needles.search_uids(buffer)
+        if uid_hits:
+            places = {(hit.offset, hit.length) for hit in hits}
+            if any((hit.offset, hit.length) in places for hit in uid_hits):
+                return None
+            hits.extend(uid_hits)
+            hits.sort(key=_hit_place)
+        return hits, emails
 
     def scan_raw(self) -> None:
         self.spans.sort()
@@ -555,11 +826,17 @@ def verify_output(
     keep_list: KeepList,
     *,
     safe_private: SafePrivateTags | None = None,
+    memo: Memo | None = None,
 ) -> VerificationReport:
     """Check one de-identified output (the bytes of the file and its file name).
 
     ``identifiers`` come from :func:`~tftt.deid.harvest.harvest_identifiers` on the original.
     ``safe_private`` is honoured only when the profile keeps safe private tags.
+
+    ``memo`` (one per process, kept across the files of a batch) remembers the judgement of
+    each plain element value and what the patient's needles found in each value, so the
+    elements and values a series repeats are not judged and searched again; the result is the
+    same with or without it. The raw bytes of every output are always searched in full.
 
     Returns:
         A :class:`VerificationReport` of counts when nothing was found.
@@ -568,7 +845,7 @@ def verify_output(
         ResidualPHIError: anything was found; ``findings`` lists where and what, never values.
     """
     view = rule_view(profile, table, keep_list, safe_private)
-    verifier = _Verifier(identifiers, output, profile, view)
+    verifier = _Verifier(identifiers, output, profile, view, memo)
     findings = verifier.findings
 
     if len(output) < 132 or output[128:132] != b"DICM":
