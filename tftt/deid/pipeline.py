@@ -70,14 +70,15 @@ class VerificationRules:
                                    vocabulary=self.vocabulary, safe_private=self.safe_private,
                                    memo=memo)  # fmt: skip
 
-    def verify(self, identifiers: Identifiers, output: bytes, file_name: str) -> VerificationReport:
+    def verify(self, identifiers: Identifiers, output: bytes, file_name: str,
+               memo: Memo | None = None) -> VerificationReport:
         """Check one output (see :func:`~tftt.deid.verify.verify_output`).
 
         Raises:
             ResidualPHIError: anything was found.
         """
         return verify_output(identifiers, output, file_name, self.profile, self.table, self.keep_list,
-                             safe_private=self.safe_private)
+                             safe_private=self.safe_private, memo=memo)
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,7 @@ class Memos:
 
     engine: Memo = field(default_factory=Memo)  # both passes: the rules' token tells them apart
     harvest: Memo = field(default_factory=Memo)
+    verify: Memo = field(default_factory=Memo)
 
 
 @dataclass(frozen=True)
@@ -230,7 +232,7 @@ def process_bytes(data: bytes, pipeline: Pipeline) -> Outcome:
         file_name, report = second.file_name, second.report
         del second
         stage = Stage.VERIFY
-        rules.verify(identifiers, output, file_name)
+        rules.verify(identifiers, output, file_name, memos.verify if memos is not None else None)
     except TfttError as exc:
         return _fail(stage, exc)
     except Exception as exc:  # a bug or a pydicom surprise: quarantine, never crash the batch
