@@ -234,3 +234,18 @@ def test_fast_and_plain_paths_read_every_synthetic_file_alike(monkeypatch: pytes
             plain_harvest = views.element_views(ds, skip_public_vrs=frozenset({"US", "OB"}))
             assert plain_harvest == harvest_like, name
         assert _stored(ds) == before, name
+
+
+def test_a_files_uids_never_reach_the_patients_shared_set_or_another_file() -> None:
+    """Sets share the patient's cached buckets (copied dicts, shared lists): a UID added to one
+    file's set must not land in a bucket another set reads, even under the same prefix."""
+    shared = {"1.2.840999999": Category.ID, "CANARYZELDA": Category.NAME}
+    one = NeedleSet({**shared, "1.2.840.11111.1": Category.UID})
+    other = NeedleSet({**shared, "1.2.840.22222.2": Category.UID})
+    alone = NeedleSet(shared)
+    text = b"x 1.2.840.11111.1 y 1.2.840.22222.2 z 1.2.840999999"
+    assert [h.category for h in one.search(text)] == [Category.UID, Category.ID]
+    assert [h.category for h in other.search(text)] == [Category.UID, Category.ID]
+    assert one.search(text)[0].offset == 2
+    assert other.search(text)[0].offset == 20
+    assert [h.category for h in alone.search(text)] == [Category.ID]

@@ -88,6 +88,12 @@ _PATIENT_IDENTITY_REMOVED = BaseTag(0x00120062)
 _DEIDENTIFICATION_METHOD = BaseTag(0x00120063)
 _METHOD_CODE_SEQUENCE = BaseTag(0x00120064)
 _LONGITUDINAL_MODIFIED = BaseTag(0x00280303)
+_META_VERSION = BaseTag(0x00020001)
+_META_SOP_CLASS = BaseTag(0x00020002)
+_META_SOP_INSTANCE = BaseTag(0x00020003)
+_META_SYNTAX = BaseTag(0x00020010)
+_META_IMPLEMENTATION = BaseTag(0x00020012)
+_META_VERSION_NAME = BaseTag(0x00020013)
 _CODE_VALUE = BaseTag(0x00080100)
 _CODING_SCHEME_DESIGNATOR = BaseTag(0x00080102)
 _CODE_MEANING = BaseTag(0x00080104)
@@ -1003,12 +1009,15 @@ def deidentify(ds: Dataset, context: DeidContext) -> DeidResult:
         raise DeidentificationError("the rules removed the SOP Class or Instance UID",
                                     code="rules-removed-sop-uid")
     file_meta = FileMetaDataset()
-    file_meta.FileMetaInformationVersion = b"\x00\x01"
-    file_meta.MediaStorageSOPClassUID = UID(sop_class)
-    file_meta.MediaStorageSOPInstanceUID = UID(sop_instance)
-    file_meta.TransferSyntaxUID = UID(syntax)
-    file_meta.ImplementationClassUID = UID(IMPLEMENTATION_CLASS_UID)
-    file_meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
+    # The elements keyword assignment would make (dictionary VRs), without its lookups.
+    file_meta._dict.update({
+        _META_VERSION: DataElement(_META_VERSION, "OB", b"\x00\x01"),
+        _META_SOP_CLASS: DataElement(_META_SOP_CLASS, "UI", UID(sop_class)),
+        _META_SOP_INSTANCE: DataElement(_META_SOP_INSTANCE, "UI", UID(sop_instance)),
+        _META_SYNTAX: DataElement(_META_SYNTAX, "UI", UID(syntax)),
+        _META_IMPLEMENTATION: DataElement(_META_IMPLEMENTATION, "UI", UID(IMPLEMENTATION_CLASS_UID)),
+        _META_VERSION_NAME: DataElement(_META_VERSION_NAME, "SH", IMPLEMENTATION_VERSION_NAME),
+    })  # fmt: skip
     out.file_meta = file_meta
     out.preamble = b"\x00" * 128
     report = DeidReport(
