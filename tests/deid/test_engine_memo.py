@@ -114,7 +114,8 @@ def test_another_key_or_profile_is_never_served_from_the_memo(second) -> None:
 def test_an_element_handed_out_is_a_copy_so_changing_it_changes_no_other_file(second) -> None:
     memo = Memo()
     ds = parse(_raw(make_ct()))
-    _run(ds, second, memo)  # decided and remembered
+    decided = _run(ds, second, memo).dataset  # decided and remembered
+    decided.StudyInstanceUID = "1.2.4"  # a later stage setting values in place
     served = _run(ds, second, memo).dataset  # replayed
     served.StudyInstanceUID = "1.2.3"  # a later stage setting values in place
     served.PatientSex = "O"

@@ -328,7 +328,7 @@ class DeidContext:
     rules: CompiledProfile
     key: bytes = field(repr=False)
     pixels_cleaned: bool = False
-    # Remembers per-element decisions across the files of a batch (see :meth:`_Walk.remembered`);
+    # Remembers per-element decisions across the files of a batch (see :meth:`_Walk.remember`);
     # None decides every element afresh. Either way the output is the same.
     memo: Memo | None = field(default=None, compare=False, repr=False)
 
@@ -382,9 +382,7 @@ class _Walk:
         if self.memo is not None:
             # Everything besides the element itself that a decision may depend on, named once
             # per file by a token (a key of plain ints and bytes then hashes fast).
-            charset = self.charset
-            context = ("engine", self.rules.token, ctx.key,
-                       tuple(charset) if isinstance(charset, list | MultiValue) else charset,
+            context = ("engine", self.rules.token, ctx.key, _charset_key(self.charset),
                        self.encoding, syntax, self.pseudonym, self.offset, self.reference_year,
                        self.identifiers)  # fmt: skip
             token = self.memo.get(context)
@@ -410,7 +408,11 @@ class _Walk:
             key = self.memo_key(tag, raw, top) if remembered is not None else None
             if key is None:
                 element = self.decide(src, tag, raw, top=top)
-            elif (decision := remembered.get(key)) is not None:  # type: ignore[union-attr]
+            elif (decision := remembered.get(key)) is None:  # type: ignore[union-attr]
+                assert memo is not None
+                memo.misses += 1
+                element = self.remember(src, tag, raw, key, top=top)
+            else:
                 # The memo's hit path, written out here: a call per element is a tenth of a
                 # remembered pass.
                 assert memo is not None
@@ -428,8 +430,6 @@ class _Walk:
                     continue
                 else:
                     element = _copied(decision.element)
-            else:
-                element = self.remembered(src, tag, raw, key, top=top)
             if element is None:
                 continue
             if tag & 0x10000 or element.VR == "SQ":
@@ -448,8 +448,8 @@ class _Walk:
         neither ambiguous nor UN (pydicom would look at the parent dataset to resolve it), a
         value of at most :data:`_MEMO_VALUE_LIMIT` bytes. An element as read is keyed by its
         bytes and encoding; one already converted (the second pass reads the first's output)
-        by its value, when that is a plain ``str`` (or UID), ``bytes``, ``int`` or ``float`` (a DS or IS
-        value or a name would compare equal to others written differently).
+        by its value, when that is a plain ``str`` (or UID), ``bytes``, ``int`` or ``float``
+        (a DS or IS value or a name would compare equal to others written differently).
         """
         tag_int = int(tag)
         if tag_int & 0x10000 or tag_int == PIXEL_DATA:
@@ -467,49 +467,36 @@ class _Walk:
                 return (self.memo_token, top, tag_int, raw.VR, kind, value, raw.is_undefined_length)
         return None
 
-    def remembered(self, src: Dataset, tag: BaseTag, raw: DataElement | RawDataElement,
-                   key: tuple[object, ...], *, top: bool) -> DataElement | RawDataElement | None:
-        """:meth:`decide`'s result for ``raw``, replayed when the memo holds it under ``key``.
+    def remember(self, src: Dataset, tag: BaseTag, raw: DataElement | RawDataElement,
+                 key: tuple[object, ...], *, top: bool) -> DataElement | RawDataElement | None:
+        """:meth:`decide` ``raw`` and file the decision in the memo under ``key`` (a miss:
+        :meth:`dataset` replays a hit itself).
 
-        Called on a miss (:meth:`dataset` replays a hit itself). The decision depends only on
-        what the key holds (see :meth:`memo_key`) and on this
+        The decision depends only on what the key holds (see :meth:`memo_key`) and on this
         file's context (rules, key, character set, patient pseudonym and date offset, reference
         year, the patient's identifying tokens), which :attr:`memo_token` names. The report's
-        counts are replayed with the result. A remembered element is never handed out: each
-        file gets its own copy, since later stages may set values on it.
+        counts are filed with it, to be replayed. A remembered element is never handed out:
+        each file gets its own copy, since later stages may set values on it.
         """
         memo = self.memo
         assert memo is not None
-        found = memo.get(key)
-        if found is None:
-            actions, removed, remapped = self.actions, self.removed, self.uids_remapped
-            self.actions, self.removed = Counter(), Counter()
-            try:
-                result = self.decide(src, tag, raw, top=top)
-                counts = (tuple(self.actions.items()), tuple(self.removed.items()),
-                          self.uids_remapped - remapped)  # fmt: skip
-            finally:
-                actions.update(self.actions)
-                removed.update(self.removed)
-                self.actions, self.removed = actions, removed
-            if result is None:
-                memo.put(key, _Decision(_DROPPED, None, *counts))
-            elif result is raw:
-                memo.put(key, _Decision(_AS_READ, None, *counts))
-            elif type(result) is DataElement and isinstance(result.value, _IMMUTABLE_VALUES):
-                memo.put(key, _Decision(_BUILT, _copied(result), *counts))
-            return result
-        decision = cast(_Decision, found)
-        for name, count in decision.actions:
-            self.actions[name] += count
-        for name, count in decision.removed:
-            self.removed[name] += count
-        self.uids_remapped += decision.remapped
-        if decision.outcome is _AS_READ:
-            return raw
-        if decision.element is None:
-            return None
-        return _copied(decision.element)
+        actions, removed, remapped = self.actions, self.removed, self.uids_remapped
+        self.actions, self.removed = Counter(), Counter()
+        try:
+            result = self.decide(src, tag, raw, top=top)
+            counts = (tuple(self.actions.items()), tuple(self.removed.items()),
+                      self.uids_remapped - remapped)  # fmt: skip
+        finally:
+            actions.update(self.actions)
+            removed.update(self.removed)
+            self.actions, self.removed = actions, removed
+        if result is None:
+            memo.put(key, _Decision(_DROPPED, None, *counts))
+        elif result is raw:
+            memo.put(key, _Decision(_AS_READ, None, *counts))
+        elif type(result) is DataElement and isinstance(result.value, _IMMUTABLE_VALUES):
+            memo.put(key, _Decision(_BUILT, _copied(result), *counts))
+        return result
 
     def decide(self, src: Dataset, tag: BaseTag, raw: DataElement | RawDataElement, *,
                top: bool) -> DataElement | RawDataElement | None:
@@ -814,8 +801,12 @@ class _Marks(NamedTuple):
     longitudinal: DataElement
 
 
-_FACT_TAGS = (0x00080005, 0x00100010, 0x00100020, 0x00100021, 0x00100030, 0x00101001, 0x00101000, 0x00080050,
-              0x00101060, 0x00080090, 0x00101040, 0x00080020, 0x00080021, 0x00080022, 0x00080023)
+_CHARSET = 0x00080005
+_IDENTIFYING_TAGS = (0x00101001, 0x00101000, 0x00080050, 0x00101060, 0x00080090, 0x00101040)
+"""OtherPatientNames, OtherPatientIDs, AccessionNumber, PatientMotherBirthName,
+ReferringPhysicianName, PatientAddress."""
+_FACT_TAGS = (_CHARSET, PATIENT_NAME, PATIENT_ID, ISSUER_OF_PATIENT_ID, PATIENT_BIRTH_DATE,
+              *_IDENTIFYING_TAGS, *dates.REFERENCE_DATE_TAGS)
 """The elements :class:`_FileFacts` are read from: the character set (which decodes them when
 the file did not say), the patient's name, ID, issuer and birth date, the identifying values
 (see :func:`_identifying_values`) and the reference dates."""
@@ -851,8 +842,7 @@ class _FileFacts(NamedTuple):
                 else:
                     break  # another kind of value: read afresh
             else:
-                charsets = tuple(charset) if isinstance(charset, list | MultiValue) else charset
-                memo_key = ("file facts", key, charsets, tuple(stored))
+                memo_key = ("file facts", key, _charset_key(charset), tuple(stored))
                 found = memo.get(memo_key)
                 if found is not None:
                     return cast(_FileFacts, found)
@@ -871,7 +861,8 @@ class _FileFacts(NamedTuple):
             memo.put(memo_key, facts)
         return facts
 
-# What a remembered decision was (see _Walk.remembered).
+
+# What a remembered decision was (see _Walk.remember).
 _DROPPED, _AS_READ, _BUILT = "dropped", "as read", "built"
 
 
@@ -884,6 +875,7 @@ class _Decision(NamedTuple):
     removed: tuple[tuple[str, int], ...]
     remapped: int
 
+
 _MEMO_VALUE_LIMIT = 1024
 _MEMO_VRS = frozenset(
     {"AE", "AS", "AT", "CS", "DA", "DS", "DT", "FD", "FL", "IS", "LO", "LT", "OB", "OD", "OF",
@@ -893,6 +885,11 @@ _MEMO_VRS = frozenset(
 _PLAIN_VALUES = frozenset({str, UID, bytes, int, float})
 # str covers UID, int and float cover IS and DS; MultiValue (a list) is not among them.
 _IMMUTABLE_VALUES = (str, bytes, int, float, PersonName, type(None))
+
+
+def _charset_key(charset: object) -> object:
+    """A dataset's character set as a memo key can hold it (a list becomes a tuple)."""
+    return tuple(charset) if isinstance(charset, list | MultiValue) else charset
 
 
 def _copied(element: DataElement) -> DataElement:
@@ -943,11 +940,6 @@ def _patient_key(ds: Dataset) -> str:
     if patient_id:
         return f"id:{patient_id}|issuer:{_text(ds, ISSUER_OF_PATIENT_ID)}"
     return f"name:{_text(ds, PATIENT_NAME).upper()}|birth:{_text(ds, PATIENT_BIRTH_DATE)}"
-
-
-_IDENTIFYING_TAGS = (0x00101001, 0x00101000, 0x00080050, 0x00101060, 0x00080090, 0x00101040)
-"""OtherPatientNames, OtherPatientIDs, AccessionNumber, PatientMotherBirthName,
-ReferringPhysicianName, PatientAddress."""
 
 
 def _identifying_values(ds: Dataset) -> list[str]:
