@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tftt.deid import literal_search, scan
 from tftt.deid.pipeline import parse as parse_input
 from tftt.deid.pipeline import process_bytes
 from tftt.errors import ResidualPHIError
@@ -78,6 +79,42 @@ def test_without_the_stages_memos_the_digest_is_the_same(corpus):
     """The memos (tftt.deid.memo) are an optimisation only: every file is judged afresh
     without them, and not one byte or finding differs."""
     assert _digest(corpus, memos=False)[0] == PINNED
+
+
+def _clear_needle_caches() -> None:
+    scan._shared_set.cache_clear()
+    scan._shared_indexes.cache_clear()
+
+
+def test_without_the_compiled_finders_the_digest_is_the_same(corpus, monkeypatch):
+    """Hyperscan and Aho-Corasick (tftt.deid.literal_search) only find candidates faster:
+    without them (a platform with no wheel) not one byte or finding differs."""
+    monkeypatch.setattr(literal_search, "CASELESS_AVAILABLE", False)
+    monkeypatch.setattr(literal_search, "EXACT_AVAILABLE", False)
+    _clear_needle_caches()
+    try:
+        assert _digest(corpus)[0] == PINNED
+    finally:
+        _clear_needle_caches()
+
+
+def test_the_compiled_finders_run_on_the_pinned_corpus(corpus, monkeypatch):
+    """The digest above is reached with both finders in use, not beside them."""
+    built: list[str] = []
+    for cls in (literal_search.CaselessLiterals, literal_search.ExactLiterals):
+        original = cls.__init__
+
+        def spy(self, patterns, _original=original, _name=cls.__name__):
+            built.append(_name)
+            _original(self, patterns)
+
+        monkeypatch.setattr(cls, "__init__", spy)
+    _clear_needle_caches()
+    try:
+        assert _digest(corpus)[0] == PINNED
+    finally:
+        _clear_needle_caches()
+    assert "CaselessLiterals" in built and "ExactLiterals" in built
 
 
 def test_peak_memory_of_a_cleaned_cine_stays_a_few_times_its_pixel_data(tmp_path):
