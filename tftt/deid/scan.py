@@ -406,8 +406,6 @@ class NeedleSet:
         shared = frozenset(item for item in usable if item[1] is not Category.UID)
         own = [item for item in usable if item[1] is Category.UID]
         cached = _shared_indexes(shared)
-        indexes = cached.copy()
-        indexes.add(own)
         self.shared_needles: frozenset[tuple[str, Category]] = cached.needles
         """The needles every file of the patient shares (all but the UIDs), as one object for
         as long as the patient's indexes stay cached: what a search by the shared part
@@ -432,7 +430,18 @@ class NeedleSet:
         self._caseless: literal_search.CaselessLiterals | None = None
         self._caseless_entries: tuple[tuple[int, _Entry], ...] = ()
         self._caseless_failed = False
-        self._count = indexes.count
+        self._count = cached.count + len(own)
+        # The set's own indexes (the shared ones copied, plus the UIDs) are built on first use:
+        # with a compiled shared part, searches go split (see _search_split) and never need them.
+        self._cached = cached
+        self._own = own
+        self._built = False
+
+    def _build(self) -> None:
+        if self._built:
+            return
+        indexes = self._cached.copy()
+        indexes.add(self._own)
         self._long8 = indexes.long8
         self._long16 = indexes.long16
         self._short8 = indexes.short8
@@ -457,6 +466,7 @@ class NeedleSet:
                 rb"(?<![A-Za-z0-9\x80-\xff])(?:" + pattern + rb")(?![A-Za-z0-9\x80-\xff])",
                 re.IGNORECASE,
             )
+        self._built = True
 
     def __len__(self) -> int:
         return self._count
@@ -550,6 +560,7 @@ class NeedleSet:
         self._searches += 1
         if self._searches < _ACCELERATE_AFTER:
             return False
+        self._build()
         entries: list[tuple[int, _Entry]] = []
         patterns: list[bytes] = []
         for kind, index in enumerate((self._long8, self._long16)):
@@ -631,6 +642,7 @@ class NeedleSet:
     def _search_long(self, data: bytes | memoryview, *, uids_only: bool) -> list[Hit]:
         if self.accelerated():
             return self._search_long_compiled(data, uids_only=uids_only)
+        self._build()
         hits: list[Hit] = []
         found8, found16 = _long_candidates(data, self._long8, self._long16, self._classes)
         for index, positions in ((self._long8, found8), (self._long16, found16)):
@@ -670,6 +682,7 @@ class NeedleSet:
         it, whatever the other pieces hold. Forms of ordinary text qualify; the UTF-16 form of
         a character such as U+0100 (bytes 00 01) does not.
         """
+        self._build()
         entries = [entry for index in (self._long8, self._long16)
                    for bucket in index.entries.values() for entry in bucket]  # fmt: skip
         for table in (self._short8, self._short16):
@@ -679,6 +692,7 @@ class NeedleSet:
         return not any(form[:1] == b"\x00" or b"\x00\x00" in form for form in forms)
 
     def _search_short(self, data: bytes | memoryview) -> Iterator[Hit]:
+        self._build()
         if self._short8:
             for match in _TOKEN8.finditer(data):
                 for entry in self._short8.get(match.group().upper(), ()):
