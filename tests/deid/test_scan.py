@@ -249,3 +249,46 @@ def test_a_files_uids_never_reach_the_patients_shared_set_or_another_file() -> N
     assert one.search(text)[0].offset == 2
     assert other.search(text)[0].offset == 20
     assert [h.category for h in alone.search(text)] == [Category.ID]
+
+
+def _groups(**extra: frozenset[str]) -> dict[str, frozenset[str]]:
+    groups = {
+        "names": frozenset({"CANARYFAMILY^CANARYGIVEN", "CANARYFAMILY", "ANN"}),
+        "ids": frozenset({"PID-778812", "AB"}),
+        "uids": frozenset({"1.2.826.0.1.3680043.8.498.1", "1.2.826.0.1.3680043.8.498.2"}),
+        "dates": frozenset({"19520314", "1952-03-14"}),
+        "emails": frozenset({"CANARY@EXAMPLE.ORG"}),
+        "phones": frozenset({"+1 555 0100"}),
+        "texts": frozenset({"SECRET WARD 7"}),
+    }
+    groups.update(extra)
+    return groups
+
+
+def _merged(groups: dict[str, frozenset[str]]) -> NeedleSet:
+    kinds = {"names": NAME, "ids": Category.ID, "uids": Category.UID, "dates": Category.DATE,
+             "emails": Category.EMAIL, "phones": Category.PHONE, "texts": Category.TEXT}
+    return NeedleSet(merge_needles(*([(text, kinds[name]) for text in texts]
+                                     for name, texts in groups.items())))  # fmt: skip
+
+
+@pytest.mark.parametrize("extra", [
+    {},
+    {"uids": frozenset({"1.2.826.0.1.3680043.8.498.1", "19520314"})},  # also a date: a UID wins
+    {"uids": frozenset({"1.2.826.0.1.3680043.8.498.1", "PID-778812"})},  # also an ID: the ID wins
+    {"uids": frozenset({"1.2"})},  # too short to search
+    {"uids": frozenset()},
+])  # fmt: skip
+def test_a_harvests_set_is_the_merged_set(extra: dict[str, frozenset[str]]) -> None:
+    """NeedleSet.of_harvest (shared groups remembered per patient) builds what merging every
+    group afresh builds: the same needles, split the same way, finding the same hits."""
+    groups = _groups(**extra)
+    expected = _merged(groups)
+    for _ in range(2):  # the second time from the remembered shared groups
+        got = NeedleSet.of_harvest(**groups)
+        assert got.shared_needles == expected.shared_needles
+        assert got._own == expected._own and len(got) == len(expected)
+        assert got.uids_long == expected.uids_long
+        data = b" ".join(text.encode() for texts in groups.values() for text in sorted(texts)) * 3
+        assert got.search(data) == expected.search(data) != []
+        assert got.search(data, short=False) == expected.search(data, short=False)

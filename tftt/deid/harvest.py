@@ -85,12 +85,10 @@ from tftt.deid.rules import (
 )
 from tftt.deid.scan import (
     BINARY_TEXTLIKE_VRS,
-    Category,
     ElementView,
     NeedleSet,
     character_set,
     iter_elements,
-    merge_needles,
     stored_items,
     stored_value,
     text_of,
@@ -390,17 +388,8 @@ class Identifiers:
 
     @cached_property
     def needles(self) -> NeedleSet:
-        return NeedleSet(
-            merge_needles(
-                ((n, Category.NAME) for n in self.names),
-                ((n, Category.ID) for n in self.ids),
-                ((n, Category.UID) for n in self.uids),
-                ((n, Category.DATE) for n in self.dates),
-                ((n, Category.EMAIL) for n in self.emails),
-                ((n, Category.PHONE) for n in self.phones),
-                ((n, Category.TEXT) for n in self.texts),
-            )
-        )
+        return NeedleSet.of_harvest(names=self.names, ids=self.ids, uids=self.uids, dates=self.dates,
+                                    emails=self.emails, phones=self.phones, texts=self.texts)
 
     @property
     def count(self) -> int:

@@ -385,6 +385,23 @@ def _shared_indexes(needles: frozenset[tuple[str, Category]]) -> _Indexes:
 
 
 @lru_cache(maxsize=8)
+def _merged_shared(
+    names: frozenset[str], ids: frozenset[str], dates: frozenset[str], emails: frozenset[str],
+    phones: frozenset[str], texts: frozenset[str],
+) -> tuple[frozenset[tuple[str, Category]], frozenset[str]]:
+    """A patient's groups other than UIDs, merged (see :func:`merge_needles`): the shared
+    needles of 3 characters or more, and every text merged. Held in this process's memory only,
+    as the :class:`~tftt.deid.harvest.Identifiers` they come from."""
+    merged = merge_needles(
+        ((n, Category.NAME) for n in names), ((n, Category.ID) for n in ids),
+        ((n, Category.DATE) for n in dates), ((n, Category.EMAIL) for n in emails),
+        ((n, Category.PHONE) for n in phones), ((n, Category.TEXT) for n in texts),
+    )  # fmt: skip
+    shared = frozenset((text, category) for text, category in merged.items() if len(text) >= 3)
+    return shared, frozenset(merged)
+
+
+@lru_cache(maxsize=8)
 def _shared_set(needles: frozenset[tuple[str, Category]]) -> NeedleSet:
     """A set of a patient's shared needles only (see :meth:`NeedleSet.shared_part`); searched
     for every file of the patient, so it may compile a C-speed finder (see
@@ -405,6 +422,31 @@ class NeedleSet:
         usable = sorted((text, category) for text, category in needles.items() if len(text) >= 3)
         shared = frozenset(item for item in usable if item[1] is not Category.UID)
         own = [item for item in usable if item[1] is Category.UID]
+        self._setup(shared, own)
+
+    @classmethod
+    def of_harvest(cls, *, names: frozenset[str], ids: frozenset[str], uids: frozenset[str],
+                   dates: frozenset[str], emails: frozenset[str], phones: frozenset[str],
+                   texts: frozenset[str]) -> NeedleSet:
+        """The set of one file's harvest: ``NeedleSet(merge_needles(...))`` of its groups, built
+        from the patient's shared groups as remembered from an earlier file (a batch's files of
+        one patient differ only in their UIDs), unless a UID is also harvested as another kind
+        (then merged afresh, as the priority between the two kinds decides)."""
+        shared, shared_texts = _merged_shared(names, ids, dates, emails, phones, texts)
+        if not shared_texts.isdisjoint(uids):
+            return cls(merge_needles(
+                ((n, Category.NAME) for n in names), ((n, Category.ID) for n in ids),
+                ((n, Category.UID) for n in uids), ((n, Category.DATE) for n in dates),
+                ((n, Category.EMAIL) for n in emails), ((n, Category.PHONE) for n in phones),
+                ((n, Category.TEXT) for n in texts),
+            ))  # fmt: skip
+        needle_set = cls.__new__(cls)
+        needle_set._setup(shared, sorted((uid, Category.UID) for uid in uids if len(uid) >= 3))
+        return needle_set
+
+    def _setup(self, shared: frozenset[tuple[str, Category]], own: list[tuple[str, Category]]) -> None:
+        """``shared``: the needles of 3 characters or more that are not UIDs; ``own``: the UID
+        needles of 3 characters or more, sorted."""
         cached = _shared_indexes(shared)
         self.shared_needles: frozenset[tuple[str, Category]] = cached.needles
         """The needles every file of the patient shares (all but the UIDs), as one object for
