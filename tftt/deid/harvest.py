@@ -182,8 +182,10 @@ def normalise(text: str) -> str:
 # ----- dates ------------------------------------------------------------------------------
 
 
+@lru_cache(maxsize=4096)
 def date_forms(day: date) -> frozenset[str]:
-    """Every written form of ``day`` that verification looks for (upper case)."""
+    """Every written form of ``day`` that verification looks for (upper case); remembered, as a
+    batch harvests the same few days from every file of a patient."""
     y, m, d = day.year, day.month, day.day
     month = _MONTHS[m - 1]
     mon = month[:3]

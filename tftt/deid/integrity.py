@@ -8,6 +8,8 @@ rather than de-identified. Pure.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from pydicom.dataset import Dataset
 from pydicom.uid import UID
 
@@ -35,6 +37,7 @@ def image_bits(rows: int, columns: int, samples: int, frames: int, bits_allocate
     return rows * columns * samples * frames * bits_allocated
 
 
+@lru_cache(maxsize=256)
 def is_image_sop_class(sop_class_uid: str) -> bool:
     name = UID(sop_class_uid).name
     return "Image" in name and "Storage" in name and "Presentation" not in name
