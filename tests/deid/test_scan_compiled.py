@@ -153,3 +153,22 @@ def test_a_shared_hit_and_a_uid_hit_at_one_place_fall_back_to_the_whole_set(
     monkeypatch.setattr(NeedleSet, "search_uids", lambda self, data: [fake])
     assert needle_set._search_split(data, short=False) is None
     assert needle_set.search(data, short=False) == expected
+
+
+@pytest.mark.parametrize("failing", ["CaselessLiterals", "ExactLiterals"])
+def test_a_library_failing_at_run_time_leaves_the_same_hits(failing: str, fresh_caches: None,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    data = haystack(random.Random(11), 50_000)
+    expected = reference(NEEDLES, data, True, monkeypatch)
+    needle_set = compiled_set(NEEDLES)
+
+    def fail(self: object, data: object) -> list[tuple[int, int]]:
+        raise literal_search.LiteralSearchError("simulated")
+
+    monkeypatch.setattr(getattr(literal_search, failing), "find", fail)
+    assert needle_set.search(data, short=True) == expected
+    assert needle_set.search(data, short=True) == expected  # and again, now on the fallback
+    if failing == "CaselessLiterals":
+        assert needle_set.shared_part()._caseless is None
+    else:
+        assert needle_set._uid_patterns == ()

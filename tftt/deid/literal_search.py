@@ -37,6 +37,11 @@ except ImportError:  # pragma: no cover - where no wheel exists; callers then us
     EXACT_AVAILABLE = False
 
 
+class LiteralSearchError(Exception):
+    """The library failed while searching (its own error, translated at this edge): the caller
+    falls back to its own scan, which finds the same."""
+
+
 class CaselessLiterals:
     """Hyperscan over ``patterns``, ASCII letters matched in either case (other bytes exactly)."""
 
@@ -69,11 +74,14 @@ class CaselessLiterals:
         def on_match(index: int, _start: int, end: int, _flags: int, _context: object) -> None:
             found.append((end - lengths[index], index))
 
-        scratch = getattr(self._local, "scratch", None)
-        if scratch is None:
-            scratch = self._local.scratch = hyperscan.Scratch(self._db)
         buffer = data if isinstance(data, bytes) else bytes(data)
-        self._db.scan(buffer, match_event_handler=on_match, scratch=scratch)
+        try:
+            scratch = getattr(self._local, "scratch", None)
+            if scratch is None:
+                scratch = self._local.scratch = hyperscan.Scratch(self._db)
+            self._db.scan(buffer, match_event_handler=on_match, scratch=scratch)
+        except hyperscan.error as exc:
+            raise LiteralSearchError(f"hyperscan failed ({type(exc).__name__})") from None
         return found
 
 
@@ -92,9 +100,15 @@ class ExactLiterals:
             raise RuntimeError("ahocorasick_rs is not installed")
         if not patterns or any(not p for p in patterns):
             raise ValueError("patterns must be non-empty byte strings")
-        self._automaton = ahocorasick_rs.BytesAhoCorasick(list(patterns))
+        try:
+            self._automaton = ahocorasick_rs.BytesAhoCorasick(list(patterns))
+        except (ValueError, TypeError, OverflowError) as exc:
+            raise LiteralSearchError(f"ahocorasick_rs failed ({type(exc).__name__})") from None
 
     def find(self, data: bytes | memoryview) -> list[tuple[int, int]]:
         """``(start, pattern index)`` of every occurrence, overlapping ones included."""
-        return [(start, index) for index, start, _end
-                in self._automaton.find_matches_as_indexes(data, overlapping=True)]  # fmt: skip
+        try:
+            matches = self._automaton.find_matches_as_indexes(data, overlapping=True)
+        except (ValueError, TypeError, OverflowError) as exc:
+            raise LiteralSearchError(f"ahocorasick_rs failed ({type(exc).__name__})") from None
+        return [(start, index) for index, start, _end in matches]

@@ -615,11 +615,12 @@ class NeedleSet:
             self._caseless_failed = True
             return False
         try:
-            self._caseless = literal_search.CaselessLiterals(patterns)
+            caseless = literal_search.CaselessLiterals(patterns)
         except Exception:  # the library refused the set: the vectorised scan stays, same results
             self._caseless_failed = True
             return False
-        self._caseless_entries = tuple(entries)
+        self._caseless_entries = tuple(entries)  # before the finder: another thread may search
+        self._caseless = caseless
         return True
 
     def _search_long_compiled(self, data: bytes | memoryview, *, uids_only: bool) -> list[Hit]:
@@ -656,19 +657,14 @@ class NeedleSet:
         by offset and length gives :meth:`search`'s order.
         """
         if self._uid_entries is None:
-            hits = self._search_long(data, uids_only=True)
+            hits: list[Hit] | None = self._search_long(data, uids_only=True)
         elif self._uid_patterns and len(data) >= _SPLIT_MIN_BYTES:
             # Large data: one Aho-Corasick pass over the data as it is (see __init__).
-            if self._uid_exact is None:
-                self._uid_exact = literal_search.ExactLiterals(
-                    [form for entry in self._uid_entries for form in entry.forms]
-                )
-            hits = []
-            for pos, pattern in self._uid_exact.find(data):
-                entry = self._uid_patterns[pattern]
-                if self._boundaries_ok(data, pos, entry):
-                    hits.append(Hit(pos, entry.length, entry.category, entry.encoding))
+            hits = self._search_uids_exact(data)
         else:
+            hits = None
+        if hits is None:
+            assert self._uid_entries is not None
             hits = []
             upper = bytes(data).upper()
             for entry in self._uid_entries:
@@ -681,9 +677,33 @@ class NeedleSet:
         hits.sort(key=_hit_order)
         return hits
 
+    def _search_uids_exact(self, data: bytes | memoryview) -> list[Hit] | None:
+        """:meth:`search_uids`'s hits before sorting, by one Aho-Corasick pass over the data as it
+        is (see ``_uid_patterns``); None if the library fails (the caller then finds them with
+        ``bytes.find``, the same hits)."""
+        try:
+            if self._uid_exact is None:
+                self._uid_exact = literal_search.ExactLiterals(
+                    [form for entry in self._uid_entries or () for form in entry.forms]
+                )
+            found = self._uid_exact.find(data)
+        except literal_search.LiteralSearchError:
+            self._uid_patterns = ()
+            return None
+        hits = []
+        for pos, pattern in found:
+            entry = self._uid_patterns[pattern]
+            if self._boundaries_ok(data, pos, entry):
+                hits.append(Hit(pos, entry.length, entry.category, entry.encoding))
+        return hits
+
     def _search_long(self, data: bytes | memoryview, *, uids_only: bool) -> list[Hit]:
         if self.accelerated():
-            return self._search_long_compiled(data, uids_only=uids_only)
+            try:
+                return self._search_long_compiled(data, uids_only=uids_only)
+            except literal_search.LiteralSearchError:
+                # The library failed at run time: the vectorised scan finds the same, from now on.
+                self._caseless, self._caseless_failed = None, True
         self._build()
         hits: list[Hit] = []
         found8, found16 = _long_candidates(data, self._long8, self._long16, self._classes)
