@@ -25,7 +25,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple, cast
+from typing import Any, NamedTuple, cast
 
 from pydicom.datadict import keyword_for_tag
 from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_element
@@ -400,12 +400,30 @@ class _Walk:
         # (read later from its file) still goes through ``get_item``, which reads it.
         placed = out._dict
         memo = self.memo
-        remembered = memo._entries if memo is not None else None
+        # Values are _Decision (Any: the hit path reads them without a cast() call per element).
+        remembered: dict[Any, Any] | None = memo._entries if memo is not None else None
+        token = self.memo_token
+        actions = self.actions
+        hits = 0
         for tag, raw in sorted(src._dict.items(), key=_tag_order):
             if type(raw) is RawDataElement and raw.value is None and raw.length:
                 raw = src.get_item(tag)
             element: DataElement | RawDataElement | None
-            key = self.memo_key(tag, raw, top) if remembered is not None else None
+            key: tuple[object, ...] | None
+            if remembered is None:
+                key = None
+            elif type(raw) is RawDataElement:
+                # memo_key() for an element as read, written out here (the common case)
+                tag_int = int(tag)
+                value = raw.value
+                if (tag_int & 0x10000 or tag_int == PIXEL_DATA or type(value) is not bytes
+                        or len(value) > _MEMO_VALUE_LIMIT or raw.VR not in _MEMO_VRS):
+                    key = None
+                else:
+                    key = (token, top, tag_int, raw.VR, value, raw.is_little_endian,
+                           raw.is_implicit_VR, raw.length)  # fmt: skip
+            else:
+                key = self.memo_key(tag, raw, top)
             if key is None:
                 element = self.decide(src, tag, raw, top=top)
             elif (decision := remembered.get(key)) is None:  # type: ignore[union-attr]
@@ -415,27 +433,29 @@ class _Walk:
             else:
                 # The memo's hit path, written out here: a call per element is a tenth of a
                 # remembered pass.
-                assert memo is not None
-                memo.hits += 1
-                decision = cast(_Decision, decision)
+                hits += 1
                 for name, count in decision.actions:
-                    self.actions[name] += count
+                    actions[name] += count
                 if decision.removed:
                     for name, count in decision.removed:
                         self.removed[name] += count
                 self.uids_remapped += decision.remapped
-                if decision.outcome is _AS_READ:
+                outcome = decision.outcome
+                if outcome is _AS_READ:
                     element = raw
-                elif decision.element is None:
+                elif outcome is _DROPPED:
                     continue
-                else:
-                    element = _copied(decision.element)
+                else:  # _copied(), written out
+                    element = DataElement.__new__(DataElement)
+                    element.__dict__.update(decision.element.__dict__)
             if element is None:
                 continue
             if tag & 0x10000 or element.VR == "SQ":
                 out[tag] = element  # private blocks and nested encodings: pydicom's bookkeeping
             else:
                 placed[tag] = element
+        if memo is not None:
+            memo.hits += hits
         return out
 
     def memo_key(self, tag: BaseTag, raw: DataElement | RawDataElement, top: bool
