@@ -579,15 +579,7 @@ class NeedleSet:
         shared = self.shared_part()
         if shared is self or not shared.accelerated():
             return None
-        hits = shared.search(data, short=short)
-        uid_hits = self.search_uids(data)
-        if uid_hits:
-            places = {(hit.offset, hit.length) for hit in hits}
-            if any((hit.offset, hit.length) in places for hit in uid_hits):
-                return None
-            hits.extend(uid_hits)
-            hits.sort(key=_hit_order)
-        return hits
+        return merge_uid_hits(shared.search(data, short=short), self.search_uids(data))
 
     def accelerated(self) -> bool:
         """Whether long needles are found by a compiled finder (:mod:`~tftt.deid.literal_search`).
@@ -775,6 +767,20 @@ class NeedleSet:
 
 def _hit_order(hit: Hit) -> tuple[int, int]:
     return hit.offset, hit.length
+
+
+def merge_uid_hits(hits: list[Hit], uid_hits: list[Hit]) -> list[Hit] | None:
+    """A set's :meth:`~NeedleSet.search` result from its shared part's hits (``hits``, in their
+    order; extended in place) and :meth:`~NeedleSet.search_uids`'s: merged by offset and length.
+    ``None`` when a hit of each has the same offset and length: their order would then follow
+    the whole set's indexes, so the whole set must search."""
+    if uid_hits:
+        places = {(hit.offset, hit.length) for hit in hits}
+        if any((hit.offset, hit.length) in places for hit in uid_hits):
+            return None
+        hits.extend(uid_hits)
+        hits.sort(key=_hit_order)
+    return hits
 
 
 def merge_needles(*groups: Iterable[tuple[str, Category]]) -> dict[str, Category]:

@@ -82,6 +82,7 @@ from tftt.deid.scan import (
     NeedleSet,
     character_set,
     iter_elements,
+    merge_uid_hits,
     text_of,
     view_element,
     view_node,
@@ -160,10 +161,6 @@ def _label(prefix: str, tag: int, keyword: str, private: bool) -> str:
     """Where an element is, as findings name it."""
     name = keyword or ("private" if private else "unknown")
     return f"{prefix}{tag_text(tag)} {name}"
-
-
-def _hit_place(hit: Hit) -> tuple[int, int]:
-    return hit.offset, hit.length
 
 
 _CLEAN: tuple[tuple[Hit, ...], tuple[int, ...]] = ((), ())
@@ -793,14 +790,8 @@ class _Verifier:
                 hits.extend(Hit(start + h.offset, h.length, h.category, h.encoding)
                             for h in piece_hits)  # fmt: skip
                 emails.extend(start + offset for offset in piece_emails)
-        uid_hits = needles.search_uids(buffer)
-        if uid_hits:
-            places = {(hit.offset, hit.length) for hit in hits}
-            if any((hit.offset, hit.length) in places for hit in uid_hits):
-                return None
-            hits.extend(uid_hits)
-            hits.sort(key=_hit_place)
-        return hits, emails
+        merged = merge_uid_hits(hits, needles.search_uids(buffer))
+        return None if merged is None else (merged, emails)
 
     def scan_raw(self) -> None:
         self.spans.sort()
