@@ -286,6 +286,39 @@ def test_duplicates_and_unreadable_inputs_keep_their_order_and_count(result, tmp
 # ----- the I/O around process_bytes: inputs found, outputs named and created safely -------------
 
 
+def _walked(src: Path) -> list[Path]:
+    """What iter_inputs gave before it read directory entries' types (a sorted os.walk)."""
+    import os
+
+    found = []
+    for root, dirs, names in os.walk(src):
+        dirs.sort()
+        for name in sorted(names):
+            path = Path(root) / name
+            if path.is_file() and not path.is_symlink():
+                found.append(path)
+    return found
+
+
+def test_inputs_are_the_regular_files_in_the_order_of_a_sorted_walk(tmp_path):
+    import os
+
+    src = tmp_path / "src"
+    for folder in ("b", "a/z", "a/B", "a/B/deep", "empty"):
+        (src / folder).mkdir(parents=True)
+    for name in ("x", "a/1", "a/10", "a/2", "a/Z", "a/z/f", "a/B/f", "a/B/deep/.hidden", "b/f", "A", "_"):
+        (src / name).write_bytes(b"x")
+    (src / "a" / "link-to-file").symlink_to(src / "x")
+    (src / "a" / "link-to-folder").symlink_to(src / "b")
+    (src / "dangling").symlink_to(tmp_path / "nowhere")
+    os.mkfifo(src / "a" / "fifo")
+    found = list(headless.iter_inputs(src))
+    assert found == _walked(src)
+    assert [p.relative_to(src).as_posix() for p in found] == [
+        "A", "_", "x", "a/1", "a/10", "a/2", "a/Z", "a/B/f", "a/B/deep/.hidden", "a/z/f", "b/f"]
+    assert list(headless.iter_inputs(tmp_path / "missing")) == []
+
+
 @pytest.mark.parametrize("name", ["2.25.1234.dcm", "1.2.840.10008.1.2.dcm", "1.02.3.dcm"])
 def test_an_output_name_is_a_uid_and_dcm(name):
     assert headless._output_name(name) == name

@@ -90,13 +90,28 @@ class Summary:
 
 
 def iter_inputs(src: Path) -> Iterator[Path]:
-    """Every regular file under ``src`` (symlinks are not followed), in a stable order."""
-    for root, dirs, files in os.walk(src):
-        dirs.sort()
-        for name in sorted(files):
-            path = Path(root) / name
-            if path.is_file() and not path.is_symlink():
-                yield path
+    """Every regular file under ``src`` (symlinks are not followed), in a stable order.
+
+    A folder's files by name, then its subfolders by name, as a sorted top-down ``os.walk``
+    gives them; the directory entries' own types answer "regular file, not a link" without a
+    ``stat`` per file. A folder that cannot be listed is skipped, as ``os.walk`` does.
+    """
+    try:
+        with os.scandir(src) as listing:
+            entries = sorted(listing, key=lambda entry: entry.name)
+    except OSError:
+        return
+    folders = []
+    for entry in entries:
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                folders.append(entry)
+            elif entry.is_file(follow_symlinks=False):
+                yield Path(entry.path)
+        except OSError:  # vanished since listed
+            continue
+    for folder in folders:
+        yield from iter_inputs(Path(folder.path))
 
 
 def _output_name(file_name: str) -> str:
