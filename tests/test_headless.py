@@ -281,3 +281,110 @@ def test_duplicates_and_unreadable_inputs_keep_their_order_and_count(result, tmp
     ]
     assert len(list((tmp_path / "out").iterdir())) == 1
 
+
+
+# ----- the I/O around process_bytes: inputs found, outputs named and created safely -------------
+
+
+def _walked(src: Path) -> list[Path]:
+    """What iter_inputs gave before it read directory entries' types (a sorted os.walk)."""
+    import os
+
+    found = []
+    for root, dirs, names in os.walk(src):
+        dirs.sort()
+        for name in sorted(names):
+            path = Path(root) / name
+            if path.is_file() and not path.is_symlink():
+                found.append(path)
+    return found
+
+
+def test_inputs_are_the_regular_files_in_the_order_of_a_sorted_walk(tmp_path):
+    import os
+
+    src = tmp_path / "src"
+    for folder in ("b", "a/z", "a/B", "a/B/deep", "empty"):
+        (src / folder).mkdir(parents=True)
+    for name in ("x", "a/1", "a/10", "a/2", "a/Z", "a/z/f", "a/B/f", "a/B/deep/.hidden", "b/f", "A", "_"):
+        (src / name).write_bytes(b"x")
+    (src / "a" / "link-to-file").symlink_to(src / "x")
+    (src / "a" / "link-to-folder").symlink_to(src / "b")
+    (src / "dangling").symlink_to(tmp_path / "nowhere")
+    os.mkfifo(src / "a" / "fifo")
+    found = list(headless.iter_inputs(src))
+    assert found == _walked(src)
+    assert [p.relative_to(src).as_posix() for p in found] == [
+        "A", "_", "x", "a/1", "a/10", "a/2", "a/Z", "a/B/f", "a/B/deep/.hidden", "a/z/f", "b/f"]
+    assert list(headless.iter_inputs(tmp_path / "missing")) == []
+
+
+@pytest.mark.parametrize("name", ["2.25.1234.dcm", "1.2.840.10008.1.2.dcm", "1.02.3.dcm"])
+def test_an_output_name_is_a_uid_and_dcm(name):
+    assert headless._output_name(name) == name
+
+
+@pytest.mark.parametrize("name", ["../2.25.1.dcm", "2.25.1", "2.25.1.DCM", ".dcm", "2..25.dcm", "2.25.1 .dcm",
+                                  "a.dcm", "2.25/1.dcm", "1." + "1" * 63 + ".dcm"])
+def test_any_other_output_name_is_refused(name):
+    from tftt.errors import UnsupportedInputError
+
+    with pytest.raises(UnsupportedInputError) as caught:
+        headless._output_name(name)
+    assert caught.value.code == "unsafe-path"
+
+
+def _replay(monkeypatch, file_name: str, output: bytes) -> None:
+    from tftt.deid.pipeline import Outcome, Stage
+
+    monkeypatch.setattr(headless, "process_bytes", lambda data, pipeline: Outcome(
+        ok=True, stage=Stage.VERIFY, file_name=file_name, output=output))
+
+
+def test_a_name_from_the_data_never_writes_outside_dst(tmp_path, monkeypatch):
+    """DST is resolved once per run, not per file: the name itself is what keeps a file inside."""
+    src, dst, qdir = tmp_path / "src", (tmp_path / "out").resolve(), tmp_path / "q"
+    src.mkdir()
+    (src / "input").write_bytes(b"input bytes")
+    _replay(monkeypatch, "../escaped.dcm", b"output bytes")
+    result = headless._handle(src / "input", src, dst, qdir, pipeline=None)  # type: ignore[arg-type]
+    assert (result.status, result.code) == ("quarantined", "unsafe-path")
+    assert not (tmp_path / "escaped.dcm").exists()
+    assert not dst.exists() or list(dst.iterdir()) == []
+    record = json.loads(next(qdir.glob("*.json")).read_text())
+    assert record["code"] == "unsafe-path" and record["source"] == "input"
+
+
+def test_a_link_planted_at_an_output_name_is_quarantined_not_followed(tmp_path, monkeypatch):
+    src, dst, qdir = tmp_path / "src", tmp_path / "out", tmp_path / "q"
+    src.mkdir()
+    dst.mkdir()
+    (src / "input").write_bytes(b"input bytes")
+    outside = tmp_path / "outside"
+    outside.write_bytes(b"precious")
+    (dst / "2.25.7.dcm").symlink_to(outside)
+    _replay(monkeypatch, "2.25.7.dcm", b"output bytes")
+    result = headless._handle(src / "input", src, dst, qdir, pipeline=None)  # type: ignore[arg-type]
+    assert (result.status, result.code) == ("quarantined", "unsafe-path")
+    assert outside.read_bytes() == b"precious"
+    assert [p.name for p in dst.iterdir()] == ["2.25.7.dcm"]
+
+
+def test_written_present_and_conflicting_outputs_leave_no_temporary_files(tmp_path, monkeypatch):
+    import stat
+
+    src, dst, qdir = tmp_path / "src", tmp_path / "out", tmp_path / "q"
+    src.mkdir()
+    for name in ("a", "b", "c"):
+        (src / name).write_bytes(name.encode())
+    outputs = iter([b"output", b"output", b"other"])
+    from tftt.deid.pipeline import Outcome, Stage
+
+    monkeypatch.setattr(headless, "process_bytes", lambda data, pipeline: Outcome(
+        ok=True, stage=Stage.VERIFY, file_name="2.25.7.dcm", output=next(outputs)))
+    summary = run_headless(src, dst, qdir, pipeline=None)  # type: ignore[arg-type]
+    assert (summary.inputs, summary.written, summary.already_present) == (3, 1, 1)
+    assert summary.quarantined == {"duplicate-sop-instance": 1} and summary.balanced
+    assert [p.name for p in dst.iterdir()] == ["2.25.7.dcm"]
+    assert (dst / "2.25.7.dcm").read_bytes() == b"output"
+    assert stat.S_IMODE((dst / "2.25.7.dcm").stat().st_mode) == 0o644

@@ -9,7 +9,6 @@ Nothing is lost: every input is counted once, as written or quarantined.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -33,8 +32,9 @@ from tftt.deid.rules import (
 from tftt.errors import UnsupportedInputError
 from tftt.observability import quiet_libraries
 from tftt.settings import Settings
-from tftt.store.files import contained_path
+from tftt.store.files import Created, create_new
 from tftt.store.quarantine import quarantine
+from tftt.store.uid_syntax import is_uid
 
 
 def build_pipeline(settings: Settings, key: bytes, pixel_stage: PixelStage) -> Pipeline:
@@ -90,30 +90,39 @@ class Summary:
 
 
 def iter_inputs(src: Path) -> Iterator[Path]:
-    """Every regular file under ``src`` (symlinks are not followed), in a stable order."""
-    for root, dirs, files in os.walk(src):
-        dirs.sort()
-        for name in sorted(files):
-            path = Path(root) / name
-            if path.is_file() and not path.is_symlink():
-                yield path
+    """Every regular file under ``src`` (symlinks are not followed), in a stable order.
 
-
-def _write_new(path: Path, data: bytes) -> bool:
-    """Create ``path`` atomically without overwriting; False if it exists with other bytes."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+    A folder's files by name, then its subfolders by name, as a sorted top-down ``os.walk``
+    gives them; the directory entries' own types answer "regular file, not a link" without a
+    ``stat`` per file. A folder that cannot be listed is skipped, as ``os.walk`` does.
+    """
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.chmod(tmp, 0o644)
+        with os.scandir(src) as listing:
+            entries = sorted(listing, key=lambda entry: entry.name)
+    except OSError:
+        return
+    folders = []
+    for entry in entries:
         try:
-            os.link(tmp, path)
-        except FileExistsError:
-            return path.read_bytes() == data
-        return True
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+            if entry.is_dir(follow_symlinks=False):
+                folders.append(entry)
+            elif entry.is_file(follow_symlinks=False):
+                yield Path(entry.path)
+        except OSError:  # vanished since listed
+            continue
+    for folder in folders:
+        yield from iter_inputs(Path(folder.path))
+
+
+def _output_name(file_name: str) -> str:
+    """``file_name`` if it is ``<UID>.dcm``: a value from the data never names anything else.
+
+    Raises:
+        UnsupportedInputError: not a UID followed by ``.dcm`` (code ``unsafe-path``).
+    """
+    if not file_name.endswith(".dcm") or not is_uid(file_name[:-4]):
+        raise UnsupportedInputError("refusing an output name that is not a UID", code="unsafe-path")
+    return file_name
 
 
 _WORKER: Pipeline | None = None
@@ -133,24 +142,24 @@ class FileResult:
 
 
 def _handle(path: Path, src: Path, dst: Path, qdir: Path, pipeline: Pipeline) -> FileResult:
-    relative = str(path.relative_to(src))
     try:
         # Not kept here: process_bytes lets the input bytes go once parsed (peak memory).
         outcome: Outcome = process_bytes(path.read_bytes(), pipeline)
     except OSError as exc:
-        return _unreadable(qdir, relative, exc)
+        return _unreadable(qdir, _relative(path, src), exc)
     output, file_name = outcome.output, outcome.file_name
     if outcome.ok and output is not None and file_name is not None:
         try:
-            target = contained_path(dst, file_name)
+            # ``dst`` was resolved once by run_headless; create_new never follows the name.
+            created = create_new(dst, _output_name(file_name), output)
         except UnsupportedInputError as exc:
             outcome = Outcome(ok=False, stage=outcome.stage, code=exc.code, message=exc.message)
         else:
-            existed = target.exists()
-            if _write_new(target, output):
-                return FileResult("present" if existed else "written", "ok", outcome.pixels_cleaned)
+            if created is not Created.CONFLICT:
+                return FileResult(created.value, "ok", outcome.pixels_cleaned)
             outcome = Outcome(ok=False, stage=outcome.stage, code="duplicate-sop-instance",
                               message="another input produced a different file with the same UID")
+    relative = _relative(path, src)
     try:
         data = path.read_bytes()  # the input again, as it is on disk, for the quarantine
     except OSError as exc:
@@ -158,6 +167,11 @@ def _handle(path: Path, src: Path, dst: Path, qdir: Path, pipeline: Pipeline) ->
     quarantine(qdir, data, stage=outcome.stage.value, code=outcome.code, message=outcome.message,
                findings=outcome.findings, source=relative)
     return FileResult("quarantined", outcome.code, False)
+
+
+def _relative(path: Path, src: Path) -> str:
+    """The input's name under SRC, for its quarantine record (only a quarantined file needs it)."""
+    return str(path.relative_to(src))
 
 
 def _unreadable(qdir: Path, relative: str, exc: OSError) -> FileResult:
