@@ -388,3 +388,59 @@ def test_written_present_and_conflicting_outputs_leave_no_temporary_files(tmp_pa
     assert [p.name for p in dst.iterdir()] == ["2.25.7.dcm"]
     assert (dst / "2.25.7.dcm").read_bytes() == b"output"
     assert stat.S_IMODE((dst / "2.25.7.dcm").stat().st_mode) == 0o644
+
+
+def test_a_folder_that_cannot_be_listed_is_recorded_and_the_run_is_not_accounted(tmp_path, monkeypatch):
+    """Regression: such a folder was skipped in silence, so its files were missing from every
+    count and the run still said every input was accounted for (exit 0)."""
+    import os
+
+    src = tmp_path / "src"
+    (src / "locked" / "inner").mkdir(parents=True)
+    (src / "open").mkdir()
+    (src / "open" / "x").write_bytes(b"not dicom")
+    real_scandir = os.scandir
+
+    def scandir(path):
+        if Path(path).name == "locked":
+            raise PermissionError(13, "Permission denied")
+        return real_scandir(path)
+
+    monkeypatch.setattr(headless.os, "scandir", scandir)
+    unlisted: list = []
+    assert list(headless.iter_inputs(src, unlisted)) == [src / "open" / "x"]
+    assert [folder for folder, _ in unlisted] == [src / "locked"]
+
+    settings = Settings(data_dir=tmp_path / "data")
+    pipeline = build_pipeline(settings, KEY, make_pixel_stage(settings))
+    summary = run_headless(src, tmp_path / "out", tmp_path / "q", pipeline)
+    assert summary.inputs == 1 and summary.quarantined_total == 1 and summary.unlisted_folders == 1
+    assert not summary.balanced
+    records = [json.loads(p.read_text()) for p in (tmp_path / "q").glob("*.json")]
+    assert sorted((r["code"], r["source"]) for r in records) == [("not-dicom", "open/x"),
+                                                                 ("unlisted-folder", "locked")]
+
+
+def test_an_unlisted_source_folder_fails_the_cli(tmp_path, monkeypatch):
+    import os
+
+    src = tmp_path / "src"
+    src.mkdir()
+    real_scandir = os.scandir
+    monkeypatch.setattr(headless.os, "scandir",
+                        lambda path: (_ for _ in ()).throw(PermissionError(13, "denied"))
+                        if Path(path) == src.resolve() else real_scandir(path))
+    monkeypatch.setenv("TFTT_DATA_DIR", str(tmp_path / "data"))
+    outcome = CliRunner().invoke(app, ["deidentify", str(src), str(tmp_path / "out"),
+                                       "--quarantine", str(tmp_path / "q")])
+    assert outcome.exit_code == 1, outcome.output
+    assert "could not be listed: 1" in outcome.output and "accounted:    NO" in outcome.output
+
+
+def test_two_unreadable_inputs_keep_a_quarantine_record_each(tmp_path):
+    from tftt.store.quarantine import quarantine
+
+    for source in ("a/one", "b/two"):
+        quarantine(tmp_path, b"", stage="read", code="unreadable", message="cannot read", source=source)
+    records = sorted(json.loads(p.read_text())["source"] for p in tmp_path.glob("*.json"))
+    assert records == ["a/one", "b/two"]

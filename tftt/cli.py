@@ -50,6 +50,9 @@ def deidentify(
     typer.echo(f"quarantined:  {summary.quarantined_total}")
     for code, count in sorted(summary.quarantined.items()):
         typer.echo(f"  {code}: {count}")
+    if summary.unlisted_folders:
+        typer.echo(f"folders that could not be listed: {summary.unlisted_folders} (their files are not "
+                   "counted; see the quarantine records)")  # fmt: skip
     typer.echo(f"accounted:    {'yes' if summary.balanced else 'NO'}")
     if not summary.balanced:
         sys.exit(1)

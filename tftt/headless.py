@@ -79,6 +79,8 @@ class Summary:
     already_present: int = 0
     quarantined: Counter[str] = field(default_factory=Counter)
     pixels_cleaned: int = 0
+    unlisted_folders: int = 0  # folders that could not be listed: their files are not counted
+
 
     @property
     def quarantined_total(self) -> int:
@@ -86,20 +88,27 @@ class Summary:
 
     @property
     def balanced(self) -> bool:
-        return self.inputs == self.written + self.already_present + self.quarantined_total
+        """Every input accounted for; never true when a folder could not be listed (its files
+        would be missing from every count)."""
+        return (self.inputs == self.written + self.already_present + self.quarantined_total
+                and not self.unlisted_folders)
 
 
-def iter_inputs(src: Path) -> Iterator[Path]:
+def iter_inputs(src: Path, unlisted: list[tuple[Path, OSError]] | None = None) -> Iterator[Path]:
     """Every regular file under ``src`` (symlinks are not followed), in a stable order.
 
     A folder's files by name, then its subfolders by name, as a sorted top-down ``os.walk``
     gives them; the directory entries' own types answer "regular file, not a link" without a
-    ``stat`` per file. A folder that cannot be listed is skipped, as ``os.walk`` does.
+    ``stat`` per file. A folder that cannot be listed (``src`` itself included) is skipped and,
+    given ``unlisted``, added to it with its error: its files cannot be counted, so a caller that
+    accounts for every input must say so.
     """
     try:
         with os.scandir(src) as listing:
             entries = sorted(listing, key=lambda entry: entry.name)
-    except OSError:
+    except OSError as exc:
+        if unlisted is not None:
+            unlisted.append((src, exc))
         return
     folders = []
     for entry in entries:
@@ -111,7 +120,7 @@ def iter_inputs(src: Path) -> Iterator[Path]:
         except OSError:  # vanished since listed
             continue
     for folder in folders:
-        yield from iter_inputs(Path(folder.path))
+        yield from iter_inputs(Path(folder.path), unlisted)
 
 
 def _output_name(file_name: str) -> str:
@@ -192,7 +201,8 @@ def run_headless(src: Path, dst: Path, qdir: Path, pipeline: Pipeline, *, worker
     dst.mkdir(parents=True, exist_ok=True)
     qdir.mkdir(parents=True, exist_ok=True)
     summary = Summary()
-    jobs = ((path, src, dst, qdir) for path in iter_inputs(src))
+    unlisted: list[tuple[Path, OSError]] = []
+    jobs = ((path, src, dst, qdir) for path in iter_inputs(src, unlisted))
 
     def account(result: FileResult) -> None:
         summary.inputs += 1
@@ -207,9 +217,15 @@ def run_headless(src: Path, dst: Path, qdir: Path, pipeline: Pipeline, *, worker
     if workers <= 1:
         for job in jobs:
             account(_handle(*job, pipeline=pipeline))
-        return summary
-    with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker,
-                             initargs=(pipeline,)) as pool:
-        for result in pool.map(_handle_in_worker, jobs, chunksize=8):
-            account(result)
+    else:
+        with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker,
+                                 initargs=(pipeline,)) as pool:
+            for result in pool.map(_handle_in_worker, jobs, chunksize=8):
+                account(result)
+    for folder, exc in unlisted:
+        summary.unlisted_folders += 1
+        where = "." if folder == src else str(folder.relative_to(src))
+        quarantine(qdir, b"", stage="read", code="unlisted-folder",
+                   message=f"cannot list the input folder ({exc.strerror or type(exc).__name__}); "
+                           "its files are not counted", source=where)  # fmt: skip
     return summary

@@ -2,7 +2,9 @@
 
 The quarantine is a PHI zone (it holds the original, identified bytes), so its records may
 name the source path; nothing from here is ever logged or published. Files are named by the
-SHA-256 of their content, so a repeated run stores each input once.
+SHA-256 of their content, so a repeated run stores each input once. The record of an empty
+input (a file or folder that could not be read, or a file of no bytes) is named by the SHA-256
+of its stage, code and source instead: two such inputs keep a record each.
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ def quarantine(qdir: Path, data: bytes, *, stage: str, code: str, message: str,
     digest = hashlib.sha256(data).hexdigest()
     record = QuarantineRecord(stage=stage, code=code, message=message, findings=tuple(findings),
                               source=source, sha256=digest, size=len(data))
+    name = digest if data else hashlib.sha256(f"{stage}\0{code}\0{source}".encode()).hexdigest()
     atomic_write_bytes(qdir / f"{digest}.bin", data, mode=0o600)
-    atomic_write_text(qdir / f"{digest}.json", json.dumps(asdict(record), indent=1, sort_keys=True),
+    atomic_write_text(qdir / f"{name}.json", json.dumps(asdict(record), indent=1, sort_keys=True),
                       mode=0o600)
     return record
