@@ -48,7 +48,7 @@ import bisect
 import re
 from dataclasses import dataclass, field
 from io import BytesIO
-from typing import Any, NamedTuple, cast
+from typing import Any, NamedTuple
 
 from pydicom import dcmread
 from pydicom.dataset import Dataset
@@ -440,7 +440,14 @@ class _Verifier:
         encodings = tuple(encoding) if isinstance(encoding, list) else encoding
         context = (_ELEMENT, self.view, prefix, encodings, top, in_mark_code, meta,
                    self.reference_year)  # fmt: skip
+        # The context is named by a token, so that each element's key hashes a few plain values.
+        entries: dict[Any, Any] = memo._entries
+        token = entries.get(context)
+        if token is None:
+            token = object()
+            memo.put(context, token)
         buffer = ds.buffer
+        hits = 0
         for node in ds.elements.values():
             tag = node.tag
             pixels = top and tag in _BULK_PIXEL_TAGS
@@ -451,9 +458,10 @@ class _Verifier:
                               meta=meta)  # fmt: skip
                 continue
             value = buffer[node.start : node.end]  # the value as written: ds.value_bytes(node)
-            key = (context, tag, node.vr, node.length, node.converted, value)
-            judgement = memo.get(key)
+            key = (token, tag, node.vr, node.length, node.converted, value)
+            judgement = entries.get(key)
             if judgement is None:
+                memo.misses += 1
                 element = view_node(ds, node, encoding)
                 if element.vr == "SQ":  # not for a node read as another VR; judged plainly
                     self._element(ds, element, encoding, prefix, top=top,
@@ -463,7 +471,10 @@ class _Verifier:
                                         False, None, in_mark_code=in_mark_code, meta=meta,
                                         value=True)  # fmt: skip
                 memo.put(key, judgement)
-            self._apply(cast(_Judgement, judgement), node.value_tell)
+            else:
+                hits += 1
+            self._apply(judgement, node.value_tell)
+        memo.hits += hits
 
     def _element(
         self,
