@@ -60,13 +60,17 @@ def haystack(rng: random.Random, size: int) -> bytes:
     return b"".join(parts)
 
 
+def clear_caches() -> None:
+    scan._shared_set.cache_clear()
+    scan._shared_indexes.cache_clear()
+    scan._FINDERS.clear()
+
+
 @pytest.fixture
 def fresh_caches() -> Iterator[None]:
-    scan._shared_set.cache_clear()
-    scan._shared_indexes.cache_clear()
+    clear_caches()
     yield
-    scan._shared_set.cache_clear()
-    scan._shared_indexes.cache_clear()
+    clear_caches()
 
 
 def reference(needles: dict[str, Category], data: bytes, short: bool,
@@ -75,13 +79,11 @@ def reference(needles: dict[str, Category], data: bytes, short: bool,
     with monkeypatch.context() as patch:
         patch.setattr(literal_search, "CASELESS_AVAILABLE", False)
         patch.setattr(literal_search, "EXACT_AVAILABLE", False)
-        scan._shared_set.cache_clear()
-        scan._shared_indexes.cache_clear()
+        clear_caches()
         needle_set = NeedleSet(needles)
         hits = needle_set.search(data, short=short)
         assert needle_set.shared_part()._caseless is None and needle_set._uid_exact is None
-        scan._shared_set.cache_clear()
-        scan._shared_indexes.cache_clear()
+        clear_caches()
     return hits
 
 
@@ -131,6 +133,41 @@ def test_only_a_reused_shared_set_compiles(fresh_caches: None) -> None:
     while not shared.accelerated():
         calls += 1
     assert calls == scan._ACCELERATE_AFTER - 1
+
+
+def test_a_set_built_again_reuses_its_compiled_finder(fresh_caches: None,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Regression: with many patients' files alternating, a patient's shared set left the cache
+    (8 sets) and was compiled again each time it came back: 82 compiles, a fifth of the run, on
+    a 12-patient corpus."""
+    built: list[int] = []
+    original = literal_search.CaselessLiterals.__init__
+
+    def spy(self: literal_search.CaselessLiterals, patterns: list[bytes]) -> None:
+        built.append(len(patterns))
+        original(self, patterns)
+
+    shared_only = {text: category for text, category in NEEDLES.items() if category is not Category.UID}
+    data = haystack(random.Random(5), 20_000)
+    expected = reference(shared_only, data, True, monkeypatch)
+    monkeypatch.setattr(literal_search.CaselessLiterals, "__init__", spy)
+    compiled_set(NEEDLES)
+    assert len(built) == 1
+    for _ in range(3):
+        scan._shared_set.cache_clear()  # evicted, as by other patients' sets
+        scan._shared_indexes.cache_clear()
+        again = NeedleSet(NEEDLES).shared_part()
+        assert again.search(data) == expected  # the kept finder, with this set's own buckets
+        assert again._caseless is not None
+    assert len(built) == 1
+
+
+def test_searches_are_counted_across_rebuilt_sets(fresh_caches: None) -> None:
+    for _ in range(scan._ACCELERATE_AFTER - 1):
+        scan._shared_set.cache_clear()
+        assert not NeedleSet(NEEDLES).shared_part().accelerated()
+    scan._shared_set.cache_clear()
+    assert NeedleSet(NEEDLES).shared_part().accelerated()
 
 
 def test_uids_with_letters_are_not_searched_byte_for_byte(fresh_caches: None) -> None:

@@ -33,6 +33,8 @@ exactly as it views pydicom's reading of the same bytes.
 from __future__ import annotations
 
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -119,8 +121,9 @@ _TOKEN8 = re.compile(rb"[A-Za-z0-9\x80-\xff]+")
 _TOKEN16 = re.compile(rb"(?:[A-Za-z0-9]\x00)+")
 
 _HAS_ASCII_LETTER = re.compile(rb"[A-Za-z]")
-_ACCELERATE_AFTER = 3
-"""A shared set compiles its finder on this search (see :meth:`NeedleSet.accelerated`)."""
+_ACCELERATE_AFTER = 16
+"""Sets of the same shared needles compile their finder on this search (about the 6th to 8th
+file of a series; see :meth:`NeedleSet.accelerated`)."""
 _SPLIT_MIN_BYTES = 8 * 1024
 """Data at least this large is searched split (shared part and UIDs apart, each at C speed)."""
 
@@ -384,6 +387,57 @@ def _shared_indexes(needles: frozenset[tuple[str, Category]]) -> _Indexes:
     return indexes
 
 
+_Finder = tuple["literal_search.CaselessLiterals", tuple[tuple[int, "_Entry"], ...]]
+
+
+class _Finders:
+    """Compiled finders of shared sets and the searches counted towards them, by the sets'
+    needles: bounded (:attr:`limit` finders, about 120 kB each for a CT patient's 500 forms;
+    :attr:`count_limit` counts), in this process's memory only, like the sets themselves."""
+
+    limit = 32
+    count_limit = 512
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._finders: OrderedDict[frozenset[tuple[str, Category]], _Finder] = OrderedDict()
+        self._counts: dict[frozenset[tuple[str, Category]], int] = {}
+
+    def get(self, needles: frozenset[tuple[str, Category]]) -> _Finder | None:
+        with self._lock:
+            found = self._finders.get(needles)
+            if found is not None:
+                self._finders.move_to_end(needles)
+            return found
+
+    def count(self, needles: frozenset[tuple[str, Category]]) -> bool:
+        """Count one search of these needles; True when it is time to compile."""
+        with self._lock:
+            searches = self._counts.get(needles, 0) + 1
+            if searches >= _ACCELERATE_AFTER:
+                self._counts.pop(needles, None)
+                return True
+            if len(self._counts) >= self.count_limit and needles not in self._counts:
+                self._counts.clear()
+            self._counts[needles] = searches
+            return False
+
+    def put(self, needles: frozenset[tuple[str, Category]], finder: _Finder) -> None:
+        with self._lock:
+            self._finders[needles] = finder
+            self._finders.move_to_end(needles)
+            while len(self._finders) > self.limit:
+                self._finders.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._finders.clear()
+            self._counts.clear()
+
+
+_FINDERS = _Finders()
+
+
 @lru_cache(maxsize=8)
 def _merged_shared(
     names: frozenset[str], ids: frozenset[str], dates: frozenset[str], emails: frozenset[str],
@@ -468,7 +522,6 @@ class NeedleSet:
             # one, so the forms can be found byte for byte in the data itself.
             self._uid_patterns = tuple(entry for entry in self._uid_entries for _ in entry.forms)
         self._reusable = False  # set by _shared_set: searched for every file of a patient
-        self._searches = 0
         self._caseless: literal_search.CaselessLiterals | None = None
         self._caseless_entries: tuple[tuple[int, _Entry], ...] = ()
         self._caseless_failed = False
@@ -584,17 +637,31 @@ class NeedleSet:
     def accelerated(self) -> bool:
         """Whether long needles are found by a compiled finder (:mod:`~tftt.deid.literal_search`).
 
-        Only a patient's shared set compiles one, on its :data:`_ACCELERATE_AFTER`-th search:
-        compiling costs milliseconds, which a set searched once would not win back. Each call
-        counts as a search."""
+        Only a patient's shared set has one, once sets of its needles have been searched
+        :data:`_ACCELERATE_AFTER` times (each call counts as a search): compiling costs 10-30
+        ms, which only a set searched for many files wins back. The count and the finder are
+        kept apart from the set (see :class:`_Finders`), so that a set dropped from the cache and
+        built again, as happens when many patients' files alternate, is not compiled again."""
         if self._caseless is not None:
             return True
         if not self._reusable or self._caseless_failed or not literal_search.CASELESS_AVAILABLE:
             return False
-        self._searches += 1
-        if self._searches < _ACCELERATE_AFTER:
+        needles = self.shared_needles
+        found = _FINDERS.get(needles)
+        if found is None and not _FINDERS.count(needles):
             return False
-        self._build()
+        self._build()  # the compiled search ranks its hits by this set's buckets
+        if found is None:
+            found = self._compile()
+            if found is None:
+                self._caseless_failed = True
+                return False
+            _FINDERS.put(needles, found)
+        self._caseless_entries = found[1]  # before the finder: another thread may search
+        self._caseless = found[0]
+        return True
+
+    def _compile(self) -> _Finder | None:
         entries: list[tuple[int, _Entry]] = []
         patterns: list[bytes] = []
         for kind, index in enumerate((self._long8, self._long16)):
@@ -604,16 +671,11 @@ class NeedleSet:
                     entries.append((kind, entry))
                     patterns.append(form)
         if not patterns:
-            self._caseless_failed = True
-            return False
+            return None
         try:
-            caseless = literal_search.CaselessLiterals(patterns)
+            return literal_search.CaselessLiterals(patterns), tuple(entries)
         except Exception:  # the library refused the set: the vectorised scan stays, same results
-            self._caseless_failed = True
-            return False
-        self._caseless_entries = tuple(entries)  # before the finder: another thread may search
-        self._caseless = caseless
-        return True
+            return None
 
     def _search_long_compiled(self, data: bytes | memoryview, *, uids_only: bool) -> list[Hit]:
         """:meth:`_search_long` by the compiled finder: the same hits in the same order.
