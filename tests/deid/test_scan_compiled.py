@@ -138,8 +138,8 @@ def test_only_a_reused_shared_set_compiles(fresh_caches: None) -> None:
 def test_a_set_built_again_reuses_its_compiled_finder(fresh_caches: None,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """Regression: with many patients' files alternating, a patient's shared set left the cache
-    (8 sets) and was compiled again each time it came back: 82 compiles, a fifth of the run, on
-    a 12-patient corpus."""
+    (then of 8 sets) and was compiled again each time it came back: 82 compiles, a fifth of the
+    run, on a 12-patient corpus."""
     built: list[int] = []
     original = literal_search.CaselessLiterals.__init__
 

@@ -371,7 +371,7 @@ class _Indexes:
                     self.irregular.extend((form, entry) for form in placement.keys)
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=32)
 def _shared_indexes(needles: frozenset[tuple[str, Category]]) -> _Indexes:
     """Indexes of the needles every file of a patient shares (names, IDs, dates, text).
 
@@ -438,7 +438,7 @@ class _Finders:
 _FINDERS = _Finders()
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=32)
 def _merged_shared(
     names: frozenset[str], ids: frozenset[str], dates: frozenset[str], emails: frozenset[str],
     phones: frozenset[str], texts: frozenset[str],
@@ -455,7 +455,7 @@ def _merged_shared(
     return shared, frozenset(merged)
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=32)
 def _shared_set(needles: frozenset[tuple[str, Category]]) -> NeedleSet:
     """A set of a patient's shared needles only (see :meth:`NeedleSet.shared_part`); searched
     for every file of the patient, so it may compile a C-speed finder (see
