@@ -29,3 +29,12 @@ def test_refuses_none_and_a_zero_capacity() -> None:
         Memo(capacity=0)
     with pytest.raises(ValueError):
         Memo().put("k", None)
+
+
+def test_a_context_keeps_its_token_until_the_memo_is_emptied() -> None:
+    memo = Memo(capacity=2)
+    first = memo.token(("context", 1))
+    assert memo.token(("context", 1)) is first
+    assert memo.token(("context", 2)) is not first
+    memo.put("other", 1)  # full: emptied
+    assert memo.token(("context", 1)) is not first

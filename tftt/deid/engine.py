@@ -385,11 +385,7 @@ class _Walk:
             context = ("engine", self.rules.token, ctx.key, _charset_key(self.charset),
                        self.encoding, syntax, self.pseudonym, self.offset, self.reference_year,
                        self.identifiers)  # fmt: skip
-            token = self.memo.get(context)
-            if token is None:
-                token = object()
-                self.memo.put(context, token)
-            self.memo_token = token
+            self.memo_token = self.memo.token(context)
 
     # -- datasets -------------------------------------------------------------------------
     def dataset(self, src: Dataset, *, top: bool) -> Dataset:

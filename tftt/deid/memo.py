@@ -53,6 +53,16 @@ class Memo:
             self.hits += 1
         return found
 
+    def token(self, context: Hashable) -> object:
+        """A fresh object naming ``context`` for as long as this memo holds it: a stage puts it
+        in its per-element keys in place of the context itself, so that each key hashes a few
+        plain values. The same context gives the same token until the memo is emptied."""
+        token = self.get(context)
+        if token is None:
+            token = object()
+            self.put(context, token)
+        return token
+
     def put(self, key: Hashable, result: object) -> None:
         if result is None:
             raise ValueError("None cannot be remembered: it means 'not found'")

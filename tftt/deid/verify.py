@@ -440,12 +440,8 @@ class _Verifier:
         encodings = tuple(encoding) if isinstance(encoding, list) else encoding
         context = (_ELEMENT, self.view, prefix, encodings, top, in_mark_code, meta,
                    self.reference_year)  # fmt: skip
-        # The context is named by a token, so that each element's key hashes a few plain values.
+        token = memo.token(context)
         entries: dict[Any, Any] = memo._entries
-        token = entries.get(context)
-        if token is None:
-            token = object()
-            memo.put(context, token)
         buffer = ds.buffer
         hits = 0
         for node in ds.elements.values():
