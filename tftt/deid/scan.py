@@ -514,13 +514,13 @@ class NeedleSet:
                                       for placement in _placements(text, category)
                                       if placement.kind <= _LONG16)  # fmt: skip
         self._uid_exact: literal_search.ExactLiterals | None = None
-        self._uid_patterns: tuple[_Entry, ...] = ()
+        self._uid_patterns: tuple[tuple[bytes, _Entry], ...] = ()  # (form, its entry)
         if self._uid_entries is not None and literal_search.EXACT_AVAILABLE and all(
             not _HAS_ASCII_LETTER.search(form) for entry in self._uid_entries for form in entry.forms
         ):
             # No ASCII letter in a UID form: ``bytes.upper`` cannot change a byte that matches
             # one, so the forms can be found byte for byte in the data itself.
-            self._uid_patterns = tuple(entry for entry in self._uid_entries for _ in entry.forms)
+            self._uid_patterns = tuple((form, entry) for entry in self._uid_entries for form in entry.forms)
         self._reusable = False  # set by _shared_set: searched for every file of a patient
         self._caseless: literal_search.CaselessLiterals | None = None
         self._caseless_entries: tuple[tuple[int, _Entry], ...] = ()
@@ -737,16 +737,14 @@ class NeedleSet:
         ``bytes.find``, the same hits)."""
         try:
             if self._uid_exact is None:
-                self._uid_exact = literal_search.ExactLiterals(
-                    [form for entry in self._uid_entries or () for form in entry.forms]
-                )
+                self._uid_exact = literal_search.ExactLiterals([form for form, _ in self._uid_patterns])
             found = self._uid_exact.find(data)
         except literal_search.LiteralSearchError:
             self._uid_patterns = ()
             return None
         hits = []
         for pos, pattern in found:
-            entry = self._uid_patterns[pattern]
+            entry = self._uid_patterns[pattern][1]
             if self._boundaries_ok(data, pos, entry):
                 hits.append(Hit(pos, entry.length, entry.category, entry.encoding))
         return hits
