@@ -268,16 +268,6 @@ def _compare(comparison: Comparison, text: str) -> bool:
     raise AssertionError(f"unhandled method {method}")  # pragma: no cover - enum is closed
 
 
-_TAG_INTS: dict[str, int] = {}  # "GGGG,EEEE" -> tag: Comparison.tag_int parses on every call
-
-
-def _tag_int(comparison: Comparison) -> int:
-    tag = _TAG_INTS.get(comparison.tag)
-    if tag is None:
-        tag = _TAG_INTS[comparison.tag] = comparison.tag_int
-    return tag
-
-
 def _reader(ds: Dataset) -> Callable[[int], str]:
     """:func:`element_text` of ``ds``, each tag read once: CTP's conditions test the same
     attribute several times (the burned-in filter and :func:`header_risk` share three, the device
@@ -296,7 +286,7 @@ def _reader(ds: Dataset) -> Callable[[int], str]:
 
 def _holds(condition: Condition, read: Callable[[int], str]) -> bool:
     if isinstance(condition, Comparison):
-        return _compare(condition, read(_tag_int(condition)))
+        return _compare(condition, read(condition.tag_int))
     if isinstance(condition, Constant):
         return condition.value
     if isinstance(condition, Not):

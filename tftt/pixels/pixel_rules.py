@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import re
 from enum import StrEnum
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Annotated, Literal, TypeVar
 
@@ -78,8 +78,9 @@ class Comparison(_Frozen):
                 raise ValueError(f"matches() pattern does not compile: {exc}") from exc
         return self
 
-    @property
+    @cached_property
     def tag_int(self) -> int:
+        """The tag as an int, parsed once per comparison (filters test it for every image)."""
         group, element = self.tag.split(",")
         return (int(group, 16) << 16) | int(element, 16)
 
