@@ -73,7 +73,6 @@ class Created(Enum):
 
 _BINARY = getattr(os, "O_BINARY", 0)  # Windows: no newline translation
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
-_NEW_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _BINARY | _CLOEXEC
 # Reading what holds the name: never through a link, never blocking on a FIFO.
 _EXISTING_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | _BINARY | _CLOEXEC
 _LINK_ERRNOS = {errno.ELOOP, errno.EMLINK}  # O_NOFOLLOW on a symbolic link (Linux, BSD)
@@ -126,20 +125,13 @@ def create_new(folder: Path, name: str, data: bytes, mode: int = 0o644) -> Creat
 
 
 def _open_temporary(folder: Path) -> tuple[int, str]:
-    """A new empty file in ``folder`` (created if missing), private until renamed or linked."""
-    made = False
-    for _ in range(100):
-        tmp = os.path.join(folder, f".tmp-{os.urandom(8).hex()}")
-        try:
-            return os.open(tmp, _NEW_FLAGS, 0o600), tmp
-        except FileExistsError:
-            continue
-        except FileNotFoundError:
-            if made:
-                raise
-            Path(folder).mkdir(parents=True, exist_ok=True)
-            made = True
-    raise FileExistsError(errno.EEXIST, "no free temporary name", str(folder))
+    """A new empty file in ``folder`` (``mkstemp``: ``O_EXCL``, mode 0600), creating the folder
+    only when it is missing, rather than calling ``mkdir`` for every file."""
+    try:
+        return tempfile.mkstemp(prefix=".tmp-", dir=folder)
+    except FileNotFoundError:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        return tempfile.mkstemp(prefix=".tmp-", dir=folder)
 
 
 def _compare_existing(path: str, data: bytes) -> Created | None:
