@@ -444,3 +444,17 @@ def test_two_unreadable_inputs_keep_a_quarantine_record_each(tmp_path):
         quarantine(tmp_path, b"", stage="read", code="unreadable", message="cannot read", source=source)
     records = sorted(json.loads(p.read_text())["source"] for p in tmp_path.glob("*.json"))
     assert records == ["a/one", "b/two"]
+
+
+def test_two_inputs_with_the_same_bytes_keep_a_quarantine_record_each(tmp_path):
+    """Regression: records were named by the content digest alone, so the second copy of a
+    quarantined file overwrote the first one's record and its source was lost."""
+    from tftt.store.quarantine import quarantine
+
+    for source in ("a/copy", "b/copy"):
+        quarantine(tmp_path, b"not dicom", stage="parse", code="not-dicom", message="no", source=source)
+    records = sorted(json.loads(p.read_text())["source"] for p in tmp_path.glob("*.json"))
+    assert records == ["a/copy", "b/copy"]
+    assert len(list(tmp_path.glob("*.bin"))) == 1  # the bytes themselves are kept once
+    quarantine(tmp_path, b"not dicom", stage="parse", code="not-dicom", message="no", source="a/copy")
+    assert len(list(tmp_path.glob("*.json"))) == 2  # a repeated run writes the same record again
