@@ -458,3 +458,23 @@ def test_two_inputs_with_the_same_bytes_keep_a_quarantine_record_each(tmp_path):
     assert len(list(tmp_path.glob("*.bin"))) == 1  # the bytes themselves are kept once
     quarantine(tmp_path, b"not dicom", stage="parse", code="not-dicom", message="no", source="a/copy")
     assert len(list(tmp_path.glob("*.json"))) == 2  # a repeated run writes the same record again
+
+
+def test_output_and_quarantine_folders_inside_src_are_not_read_as_inputs(tmp_path):
+    """Regression: with DST or QDIR inside SRC, the walk reached them after SRC's own files and
+    took the outputs and quarantined copies written so far as further inputs."""
+    from tftt.settings import DeidSettings
+    from tftt.synth.transfer import encode
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for seed in (51, 52):
+        ds, _ = _one_ct(seed)
+        (src / f"ct{seed}").write_bytes(encode(ds))
+    (src / "junk").write_bytes(b"not dicom at all")
+    settings = Settings(data_dir=tmp_path / "data", deid=DeidSettings(ocr=False))
+    pipeline = build_pipeline(settings, KEY, make_pixel_stage(settings))
+    for _ in range(2):  # the second run finds both folders full
+        summary = run_headless(src, src / "out", src / "q", pipeline)
+        assert (summary.inputs, summary.written + summary.already_present, summary.quarantined_total) == (3, 2, 1)
+    assert len(list((src / "out").iterdir())) == 2

@@ -94,14 +94,16 @@ class Summary:
                 and not self.unlisted_folders)
 
 
-def iter_inputs(src: Path, unlisted: list[tuple[Path, OSError]] | None = None) -> Iterator[Path]:
+def iter_inputs(src: Path, unlisted: list[tuple[Path, OSError]] | None = None,
+                skip: frozenset[Path] = frozenset()) -> Iterator[Path]:
     """Every regular file under ``src`` (symlinks are not followed), in a stable order.
 
     A folder's files by name, then its subfolders by name, as a sorted top-down ``os.walk``
     gives them; the directory entries' own types answer "regular file, not a link" without a
     ``stat`` per file. A folder that cannot be listed (``src`` itself included) is skipped and,
     given ``unlisted``, added to it with its error: its files cannot be counted, so a caller that
-    accounts for every input must say so.
+    accounts for every input must say so. The folders in ``skip`` (as ``src`` names them: a run
+    passes its resolved output and quarantine folders) are not walked.
     """
     try:
         with os.scandir(src) as listing:
@@ -114,13 +116,14 @@ def iter_inputs(src: Path, unlisted: list[tuple[Path, OSError]] | None = None) -
     for entry in entries:
         try:
             if entry.is_dir(follow_symlinks=False):
-                folders.append(entry)
+                if not skip or Path(entry.path) not in skip:
+                    folders.append(entry)
             elif entry.is_file(follow_symlinks=False):
                 yield Path(entry.path)
         except OSError:  # vanished since listed
             continue
     for folder in folders:
-        yield from iter_inputs(Path(folder.path), unlisted)
+        yield from iter_inputs(Path(folder.path), unlisted, skip)
 
 
 def _output_name(file_name: str) -> str:
@@ -202,7 +205,8 @@ def run_headless(src: Path, dst: Path, qdir: Path, pipeline: Pipeline, *, worker
     qdir.mkdir(parents=True, exist_ok=True)
     summary = Summary()
     unlisted: list[tuple[Path, OSError]] = []
-    jobs = ((path, src, dst, qdir) for path in iter_inputs(src, unlisted))
+    # DST or QDIR inside SRC: what the run writes there is never read back as an input.
+    jobs = ((path, src, dst, qdir) for path in iter_inputs(src, unlisted, frozenset({dst, qdir})))
 
     def account(result: FileResult) -> None:
         summary.inputs += 1
