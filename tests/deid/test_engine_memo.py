@@ -173,6 +173,37 @@ def test_the_patients_values_are_read_again_under_another_character_set() -> Non
     assert facts[0].identifiers != facts[1].identifiers
 
 
+def test_the_second_pass_remembers_the_facts_of_names_the_first_pass_wrote() -> None:
+    """The second pass reads names as PersonName values (the first pass wrote them): its facts
+    are remembered by their text too, apart from a str value of the same text, which the facts
+    read stripped."""
+    from pydicom.dataelem import DataElement
+    from pydicom.valuerep import PersonName
+
+    from tftt.deid.engine import _FileFacts
+
+    first_pass = deidentify(parse(_raw(make_ct())), _ctx("first-pass")).dataset
+    assert type(first_pass["PatientName"].value) is PersonName
+    memo = Memo()
+    fresh = _FileFacts.of(first_pass, KEY, first_pass.original_character_set, None)
+    assert _FileFacts.of(first_pass, KEY, first_pass.original_character_set, memo) == fresh
+    hits = memo.hits
+    assert _FileFacts.of(first_pass, KEY, first_pass.original_character_set, memo) == fresh
+    assert memo.hits == hits + 1
+    pseudonyms = set()
+    for as_str in (False, True):
+        ds = Dataset()
+        ds.PatientBirthDate = "19700101"
+        name = DataElement(0x00100010, "PN", "DOE^JANE ")
+        if as_str:
+            name._value = "DOE^JANE "  # pydicom converts a PN value; forced, as a plugin might
+        ds._dict[0x00100010] = name
+        facts = _FileFacts.of(ds, KEY, None, memo)
+        assert facts == _FileFacts.of(ds, KEY, None, None)
+        pseudonyms.add(facts.pseudonym)
+    assert len(pseudonyms) == 2
+
+
 def test_two_patients_of_the_same_name_get_their_own_pseudonyms(second) -> None:
     memo = Memo()
     one, other = make_ct(), make_ct()

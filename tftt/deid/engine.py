@@ -852,6 +852,10 @@ class _FileFacts(NamedTuple):
                     stored.append((element.VR, element.value))
                 elif type(element) is DataElement and isinstance(element.value, str):
                     stored.append(("converted", element.VR, str(element.value)))  # e.g. the charset
+                elif type(element) is DataElement and type(element.value) is PersonName:
+                    # A name the first pass wrote: the facts read it as str() (unstripped,
+                    # unlike a str value, hence a kind of its own in the key).
+                    stored.append(("person name", element.VR, str(element.value)))
                 elif type(element) is DataElement and isinstance(element.value, MultiValue | list) \
                         and all(isinstance(v, str) for v in element.value):
                     stored.append(("converted", element.VR, tuple(str(v) for v in element.value)))
