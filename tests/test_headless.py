@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from tftt import headless
 from tftt.cli import app
 from tftt.deid.uids import map_uid
+from tftt.errors import ConfigurationError
 from tftt.headless import build_pipeline, run_headless
 from tftt.pixels.codecs import decode_frames
 from tftt.pixels.ocr import residual_text
@@ -478,3 +479,18 @@ def test_output_and_quarantine_folders_inside_src_are_not_read_as_inputs(tmp_pat
         summary = run_headless(src, src / "out", src / "q", pipeline)
         assert (summary.inputs, summary.written + summary.already_present, summary.quarantined_total) == (3, 2, 1)
     assert len(list((src / "out").iterdir())) == 2
+
+
+@pytest.mark.parametrize("which", ["dst", "quarantine"])
+def test_the_input_folder_itself_is_refused_as_output_or_quarantine(tmp_path, which):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "junk").write_bytes(b"not dicom")
+    dst = src if which == "dst" else tmp_path / "out"
+    qdir = src if which == "quarantine" else tmp_path / "q"
+    with pytest.raises(ConfigurationError, match="must not be the input folder"):
+        run_headless(src, dst, qdir, build_pipeline(Settings(data_dir=tmp_path / "data"), KEY, lambda ds: ds))
+    assert sorted(p.name for p in src.iterdir()) == ["junk"]  # nothing written
+    result = CliRunner().invoke(app, ["deidentify", str(src), str(dst), "--quarantine", str(qdir)],
+                                env={"TFTT_DATA_DIR": str(tmp_path / "data")})
+    assert result.exit_code == 2 and "output-is-input" in result.output

@@ -28,6 +28,7 @@ def deidentify(
     workers: Annotated[int | None, typer.Option(min=1, help="Processes (default: deid.workers)")] = None,
 ) -> None:
     """First pass, automatic pixel cleaning, second pass and verification of every file in SRC."""
+    from tftt.errors import ConfigurationError
     from tftt.headless import build_pipeline, run_headless
     from tftt.pixels.stage import make_pixel_stage
     from tftt.store.keys import load_or_create_key
@@ -40,7 +41,11 @@ def deidentify(
     key = load_or_create_key(settings)
     pipeline = build_pipeline(settings, key, make_pixel_stage(settings))
     processes = workers or settings.deid.workers
-    summary = run_headless(src, dst, quarantine_dir, pipeline, workers=processes)
+    try:
+        summary = run_headless(src, dst, quarantine_dir, pipeline, workers=processes)
+    except ConfigurationError as exc:
+        typer.echo(f"FAILED ({exc.code}): {exc.message}")
+        raise typer.Exit(2) from None
     typer.echo(f"processes:    {processes}")
     typer.echo(f"inputs:       {summary.inputs}")
     typer.echo(f"written:      {summary.written}")

@@ -29,7 +29,7 @@ from tftt.deid.rules import (
     load_table,
     load_vocabulary,
 )
-from tftt.errors import UnsupportedInputError
+from tftt.errors import ConfigurationError, UnsupportedInputError
 from tftt.observability import quiet_libraries
 from tftt.settings import Settings
 from tftt.store.files import Created, create_new
@@ -198,9 +198,19 @@ def _handle_in_worker(args: tuple[Path, Path, Path, Path]) -> FileResult:
 
 
 def run_headless(src: Path, dst: Path, qdir: Path, pipeline: Pipeline, *, workers: int = 1) -> Summary:
-    """De-identify every file under ``src``; returns the counts."""
+    """De-identify every file under ``src``; returns the counts.
+
+    DST and QDIR may lie inside SRC (they are not walked), but neither may be SRC itself: its
+    outputs would be inputs of the next run.
+
+    Raises:
+        ConfigurationError: DST or QDIR is SRC.
+    """
     quiet_libraries()
     src, dst, qdir = src.resolve(), dst.resolve(), qdir.resolve()
+    if src in (dst, qdir):
+        raise ConfigurationError("the output and quarantine folders must not be the input folder itself",
+                                 code="output-is-input")
     dst.mkdir(parents=True, exist_ok=True)
     qdir.mkdir(parents=True, exist_ok=True)
     summary = Summary()
