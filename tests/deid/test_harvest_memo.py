@@ -8,19 +8,21 @@ method-code item, kept words, rules, vocabulary) or where the value changed.
 
 from __future__ import annotations
 
+import copy
 from io import BytesIO
 from pathlib import Path
 
 import pytest
-from pydicom import dcmread
+from pydicom import dcmread, dcmwrite
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 from pydicom.uid import ImplicitVRLittleEndian
 
 from tests.deid import verify_support as vs
+from tftt.deid.dataset_reader import SequenceBytes
 from tftt.deid.harvest import Identifiers, harvest_identifiers
 from tftt.deid.memo import Memo
-from tftt.deid.pipeline import VerificationRules, parse
+from tftt.deid.pipeline import VerificationRules, parse_with_sequence_bytes
 from tftt.deid.rules import Profile, SafePrivateTags, Vocabulary, load_profile
 from tftt.errors import TfttError
 from tftt.headless import build_pipeline, iter_inputs
@@ -39,9 +41,33 @@ KEEP_LIST = vs.keep_list()
 VOCABULARY = vs.vocabulary()
 
 
+#: The sequence bytes the pipeline's reader gave for a dataset these tests read, by the
+#: dataset's id (the dataset is kept alive with them): the harvest is handed them, as the
+#: pipeline hands them, so that whole sequences are remembered too.
+_SEQUENCE_BYTES: dict[int, tuple[Dataset, SequenceBytes | None]] = {}
+
+
 def _read(ds: Dataset, **read: object) -> Dataset:
-    """``ds`` as read from its file bytes: elements stay raw, as a harvest meets them."""
-    return dcmread(BytesIO(vs.to_bytes(ds)), **read)  # type: ignore[arg-type]
+    """``ds`` as read from its file bytes: elements stay raw, as a harvest meets them. Without
+    options, as the pipeline reads it (sequences read, their bytes kept); with, by dcmread."""
+    if read:
+        return dcmread(BytesIO(vs.to_bytes(ds)), **read)  # type: ignore[arg-type]
+    buffer = BytesIO()
+    ds = copy.deepcopy(ds)
+    ds.preamble = bytes(128)
+    dcmwrite(buffer, ds, enforce_file_format=True)  # a whole file meta: the reader takes it
+    return _parsed(buffer.getvalue())
+
+
+def _parsed(data: bytes) -> Dataset:
+    ds, sequence_bytes = parse_with_sequence_bytes(data)
+    _SEQUENCE_BYTES[id(ds)] = (ds, sequence_bytes)
+    return ds
+
+
+def _sequence_bytes(ds: Dataset) -> SequenceBytes | None:
+    entry = _SEQUENCE_BYTES.get(id(ds))
+    return entry[1] if entry is not None and entry[0] is ds else None
 
 
 def _harvest(
@@ -60,6 +86,7 @@ def _harvest(
         vocabulary=vocabulary or VOCABULARY,
         safe_private=safe_private,
         memo=memo,
+        sequence_bytes=_sequence_bytes(ds),
     )
 
 
@@ -89,7 +116,7 @@ def corpus_datasets(tmp_path_factory: pytest.TempPathFactory) -> list[Dataset]:
         if path.name == "manifest.json":
             continue
         try:
-            datasets.append(parse(path.read_bytes()))
+            datasets.append(_parsed(path.read_bytes()))
         except TfttError:
             continue  # a hostile input the pipeline quarantines before the harvest
     assert len(datasets) > 20
@@ -121,7 +148,7 @@ def _rule_sets(tmp: Path) -> list[VerificationRules]:
 def _corpus_harvest(rules: VerificationRules, ds: Dataset, memo: Memo | None) -> Identifiers:
     return harvest_identifiers(ds, rules.profile, rules.table, keep_list=rules.keep_list,
                                vocabulary=rules.vocabulary, safe_private=rules.safe_private,
-                               memo=memo)  # fmt: skip
+                               memo=memo, sequence_bytes=_sequence_bytes(ds))  # fmt: skip
 
 
 def test_corpus_is_harvested_the_same_with_one_memo_across_files_patients_and_rules(
@@ -285,6 +312,9 @@ def test_a_value_set_on_the_read_dataset_after_warm_up_is_judged_again() -> None
     before = _harvest(ds, memo)
     ds.PatientName = "FLIBBERTIGIBBET^HORTENSE"  # now a converted element, not raw bytes
     ds.RequestAttributesSequence[0].ScheduledProcedureStepDescription = "Zyzzyva protocol"
+    # The bytes a sequence was read from describe it as read: a dataset changed since is
+    # harvested without them (the pipeline harvests what it has just read, unchanged).
+    del _SEQUENCE_BYTES[id(ds)]
     after = _harvest(ds, memo)
     assert after == _harvest(ds, None)
     assert after != before
@@ -313,3 +343,47 @@ def test_long_values_and_long_kept_text_are_not_held() -> None:
     assert "PUMPERNICKEL" in _harvest(_read(original), memo).texts
     assert max(_longest_in(key) for key in memo._entries) <= 1024
     assert not any(len(key[3]) > 100 for key in memo._entries if key[0] == "harvest.context")
+
+
+# ----- whole sequences --------------------------------------------------------------------
+
+
+def test_whole_sequences_are_remembered_by_the_bytes_they_were_read_from(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Read as the pipeline reads it, a file's sequences come with their bytes, and a warm memo
+    replays what each adds without walking its items (the key tests above then cover them)."""
+    from tftt.deid import harvest
+
+    ds = _read(vs.original())
+    read = _sequence_bytes(ds)
+    assert read and all(element.VR == "SQ" for element, _, _ in read.values())
+    memo = Memo()
+    expected = _harvest(ds, None)
+    assert _harvest(ds, memo) == expected
+    walked: list[int] = []
+    take = harvest._Collector.take
+
+    def counting(self, ds, element, *args):  # type: ignore[no-untyped-def]
+        if element.vr == "SQ":
+            walked.append(element.tag)
+        return take(self, ds, element, *args)
+
+    monkeypatch.setattr(harvest._Collector, "take", counting)
+    assert _harvest(ds, memo) == expected
+    assert walked == []
+    assert _harvest(ds, None) == expected and walked  # without a memo, every sequence is walked
+
+
+def test_a_sequence_element_replaced_after_reading_is_walked_again() -> None:
+    """Bytes are found by the very element they were read into: an element put in its place
+    since is judged by what it holds."""
+    memo = Memo()
+    ds = _read(vs.original())
+    _harvest(ds, memo)
+    item = Dataset()
+    item.ScheduledProcedureStepDescription = "Quagmirian protocol"
+    ds.RequestAttributesSequence = Sequence([item])  # pydicom sets the value of the same element
+    after = _harvest(ds, memo)
+    assert after == _harvest(ds, None)
+    assert "QUAGMIRIAN" in after.texts

@@ -91,6 +91,12 @@ class _NotRead(Exception):
     """The bytes are outside the subset read here (internal: the caller gets ``None``)."""
 
 
+#: The value bytes of sequences :meth:`ExplicitFile.read_sequences` read, by the ``id`` of the
+#: element it built: the element and its value as built (kept alive, so the id stays its own;
+#: pydicom may give an element a new value in place) and the bytes.
+SequenceBytes = dict[int, tuple[DataElement, Sequence, bytes]]
+
+
 class ExplicitFile:
     """A file read by :func:`read_explicit_file`: ``dataset`` as ``dcmread`` returns it, and
     the positions of its sequence values, for :meth:`read_sequences`."""
@@ -100,6 +106,15 @@ class ExplicitFile:
     def __init__(self, dataset: FileDataset, reader: _Reader) -> None:
         self.dataset = dataset
         self._reader = reader
+
+    @property
+    def sequence_bytes(self) -> SequenceBytes:
+        """The bytes each sequence of defined length was read from, once :meth:`read_sequences`
+        has read them: a stage that judges a sequence by what the file holds (the harvest's
+        memo) may key it by these, since its items are built from them alone (with the
+        encoding and pixel representation handed down), as long as the dataset is as read.
+        The objects are pydicom's own, so the bytes are kept here, beside them."""
+        return self._reader.sequence_bytes
 
     def read_sequences(self) -> bool:
         """Do what the pipeline's ``_read_sequences`` does to ``dataset``: read every raw
@@ -163,6 +178,7 @@ class _Reader:
         #: the element (kept alive, so the id stays its own) and the offset of its value.
         self.pending: dict[int, tuple[RawDataElement, int]] = {}
         self.empty_values: dict[str, Any] = {}
+        self.sequence_bytes: SequenceBytes = {}
 
     def file(self) -> ExplicitFile:
         meta_elements, pos = self.file_meta(132)
@@ -404,7 +420,10 @@ class _Reader:
                                   undefined=False, pending=True)  # fmt: skip
             sequence = Sequence(items)
             sequence.is_undefined_length = False
-        return DataElement(raw.tag, "SQ", sequence, raw.value_tell, False, already_converted=True)
+        element = DataElement(raw.tag, "SQ", sequence, raw.value_tell, False, already_converted=True)
+        if raw.length and raw.value is not None:
+            self.sequence_bytes[id(element)] = (element, sequence, raw.value)
+        return element
 
 
 def _store(ds: Dataset, tag: BaseTag, element: DataElement) -> None:

@@ -61,6 +61,7 @@ from typing import Any, NamedTuple, TypeVar, cast
 from pydicom.dataset import Dataset
 from pydicom.uid import UID_dictionary
 
+from tftt.deid.dataset_reader import SequenceBytes
 from tftt.deid.memo import Memo
 from tftt.deid.retention import (
     DEIDENTIFICATION_METHOD_CODE_SEQUENCE,
@@ -412,12 +413,17 @@ _ELEMENT = "harvest.element"
 _CONTEXT = "harvest.context"
 _REMOVED = "harvest.removed"
 _CLEANED = "harvest.cleaned"
+_SEQUENCE = "harvest.sequence"
+_MAX_REMEMBERED_SEQUENCE = 2048
+"""Bytes of the longest sequence whose contribution is remembered (a key holds the bytes; a
+series adds a few distinct ones per file)."""
 
 
 @dataclass
 class _Collector:
     view: RuleView
     memo: Memo | None = None
+    sequence_bytes: SequenceBytes | None = None
     names: set[str] = field(default_factory=set)
     ids: set[str] = field(default_factory=set)
     uids: set[str] = field(default_factory=set)
@@ -512,11 +518,16 @@ class _Collector:
             if not (tag >> 16) & 1 and item.VR in _NO_IDENTIFIER_VRS:
                 continue
             stored = stored_value(item)
+            sequence: bytes | None = None
             if stored is None or len(stored[1]) > _MAX_REMEMBERED_VALUE:
-                element = view_element(ds, tag, encoding)
-                if element is not None:
-                    self.take(ds, element, encoding, removed, in_mark_code)
-                continue
+                read = self.sequence_bytes.get(id(item)) if self.sequence_bytes is not None else None
+                if (read is None or read[0] is not item or item.__dict__.get("_value") is not read[1]
+                        or len(read[2]) > _MAX_REMEMBERED_SEQUENCE):
+                    element = view_element(ds, tag, encoding)
+                    if element is not None:
+                        self.take(ds, element, encoding, removed, in_mark_code)
+                    continue
+                sequence = read[2]
             creator = None
             if is_private(tag) and not is_private_creator(tag):
                 creator_tag = _creator_tag(tag)
@@ -524,11 +535,17 @@ class _Collector:
                     creator = creators[creator_tag]
                 else:
                     creator = creators[creator_tag] = _private_creator(ds, tag, encoding)
-            key = (_ELEMENT, self.view, tag, stored, charset, removed, in_mark_code, creator)
+            if sequence is None:
+                key: tuple[object, ...] = (_ELEMENT, self.view, tag, stored, charset, removed, in_mark_code, creator)
+            else:
+                # A sequence read from these bytes: its items were built from them, the encoding
+                # and the pixel representation ``ds`` hands down (see dataset_reader._store).
+                key = (_SEQUENCE, self.view, tag, sequence, charset, removed, in_mark_code, creator,
+                       ds.__dict__.get("_pixel_rep"))  # fmt: skip
             added = memo.get(key)
             if added is None:
                 element = view_element(ds, tag, encoding)
-                alone = _Collector(self.view)
+                alone = _Collector(self.view, memo, self.sequence_bytes)
                 if element is not None:
                     alone.take(ds, element, encoding, removed, in_mark_code)
                 added = alone.contents()
@@ -690,6 +707,7 @@ def harvest_identifiers(
     vocabulary: Vocabulary | None = None,
     safe_private: SafePrivateTags | None = None,
     memo: Memo | None = None,
+    sequence_bytes: SequenceBytes | None = None,
 ) -> Identifiers:
     """Collect every identifier of ``original`` that ``profile`` must not let through.
 
@@ -700,7 +718,9 @@ def harvest_identifiers(
 
     ``memo``, one per batch (whatever its patients, profiles and settings), remembers what each
     element adds and what the collected values give, so that the next files of a series cost a
-    fraction of the first; the result is the same with or without it.
+    fraction of the first; the result is the same with or without it. ``sequence_bytes``, the
+    bytes :mod:`~tftt.deid.dataset_reader` read ``original``'s sequences from, let the memo
+    remember what a whole sequence adds (most sequences of a series are the same bytes).
 
     Raises:
         RuleError: a default rules file is missing or invalid.
@@ -710,7 +730,7 @@ def harvest_identifiers(
     if vocabulary is None and profile.descriptors is DescriptorPolicy.VOCABULARY:
         vocabulary = load_vocabulary()
     view = rule_view(profile, table, keep_list, safe_private)
-    collector = _Collector(view, memo)
+    collector = _Collector(view, memo, sequence_bytes if memo is not None else None)
 
     file_meta = getattr(original, "file_meta", None)
     if file_meta is not None:

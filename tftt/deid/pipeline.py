@@ -18,7 +18,7 @@ from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
 from pydicom.uid import UID
 
-from tftt.deid.dataset_reader import read_explicit_file
+from tftt.deid.dataset_reader import SequenceBytes, read_explicit_file
 from tftt.deid.engine import CompiledProfile, DeidContext, DeidReport, deidentify, serialize, syntax_of
 from tftt.deid.integrity import check_integrity
 from tftt.deid.memo import Memo
@@ -64,11 +64,12 @@ class VerificationRules:
     safe_private: SafePrivateTags | None
     vocabulary: Vocabulary | None = None
 
-    def harvest(self, original: Dataset, memo: Memo | None = None) -> Identifiers:
+    def harvest(self, original: Dataset, memo: Memo | None = None,
+                sequence_bytes: SequenceBytes | None = None) -> Identifiers:
         """The identifiers of ``original`` that an output must not contain."""
         return harvest_identifiers(original, self.profile, self.table, keep_list=self.keep_list,
                                    vocabulary=self.vocabulary, safe_private=self.safe_private,
-                                   memo=memo)  # fmt: skip
+                                   memo=memo, sequence_bytes=sequence_bytes)  # fmt: skip
 
     def verify(self, identifiers: Identifiers, output: bytes, file_name: str,
                memo: Memo | None = None) -> VerificationReport:
@@ -130,6 +131,13 @@ def parse(data: bytes) -> Dataset:
     Raises:
         UnsupportedInputError: not DICOM, or truncated.
     """
+    return parse_with_sequence_bytes(data)[0]
+
+
+def parse_with_sequence_bytes(data: bytes) -> tuple[Dataset, SequenceBytes | None]:
+    """:func:`parse`, and the bytes of the sequences read (see
+    :attr:`~tftt.deid.dataset_reader.ExplicitFile.sequence_bytes`) when this package's reader
+    read the file; ``None`` when pydicom did."""
     if len(data) < 8:
         raise UnsupportedInputError("file is too short to be DICOM", code="not-dicom")
     fast = read_explicit_file(data)
@@ -137,7 +145,7 @@ def parse(data: bytes) -> Dataset:
         if fast is not None:
             ds = _checked(fast.dataset)
             if fast.read_sequences():
-                return ds
+                return ds, fast.sequence_bytes
             # A sequence it does not read: the whole file is read again, by pydicom.
         ds = _checked(pydicom.dcmread(io.BytesIO(data), force=True))
         _read_sequences(ds)
@@ -147,7 +155,7 @@ def parse(data: bytes) -> Dataset:
         raise UnsupportedInputError(
             f"file does not parse as DICOM ({type(exc).__name__})", code="not-dicom"
         ) from None
-    return ds
+    return ds, None
 
 
 def _checked(ds: FileDataset) -> FileDataset:
@@ -201,7 +209,7 @@ def process_bytes(data: bytes, pipeline: Pipeline) -> Outcome:
     cleaned copy and the output are alive together.
     """
     try:
-        original = parse(data)
+        original, sequence_bytes = parse_with_sequence_bytes(data)
     except TfttError as exc:
         return _fail(Stage.PARSE, exc)
     del data
@@ -215,8 +223,8 @@ def process_bytes(data: bytes, pipeline: Pipeline) -> Outcome:
             original, DeidContext(rules=pipeline.first, key=pipeline.key, memo=engine_memo)
         )
         stage = Stage.VERIFY
-        identifiers = rules.harvest(original, memos.harvest if memos is not None else None)
-        del original
+        identifiers = rules.harvest(original, memos.harvest if memos is not None else None, sequence_bytes)
+        del original, sequence_bytes
         stage = Stage.PIXELS
         pixels = pipeline.pixel_stage(first.dataset)
         del first
