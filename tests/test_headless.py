@@ -494,3 +494,24 @@ def test_the_input_folder_itself_is_refused_as_output_or_quarantine(tmp_path, wh
     result = CliRunner().invoke(app, ["deidentify", str(src), str(dst), "--quarantine", str(qdir)],
                                 env={"TFTT_DATA_DIR": str(tmp_path / "data")})
     assert result.exit_code == 2 and "output-is-input" in result.output
+
+
+def test_a_run_collects_cyclic_garbage_less_often_and_restores_the_thresholds(tmp_path, monkeypatch):
+    import gc
+
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "junk").write_bytes(b"not dicom")
+    seen = []
+    real = headless.process_bytes
+
+    def spying(data, pipeline):
+        seen.append(gc.get_threshold())
+        return real(data, pipeline)
+
+    monkeypatch.setattr(headless, "process_bytes", spying)
+    before = gc.get_threshold()
+    settings = Settings(data_dir=tmp_path / "data")
+    run_headless(src, tmp_path / "out", tmp_path / "q", build_pipeline(settings, KEY, make_pixel_stage(settings)))
+    assert seen == [headless._BATCH_GC_THRESHOLDS]
+    assert gc.get_threshold() == before

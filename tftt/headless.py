@@ -8,10 +8,12 @@ Nothing is lost: every input is counted once, as written or quarantined.
 
 from __future__ import annotations
 
+import gc
 import os
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -139,10 +141,31 @@ def _output_name(file_name: str) -> str:
 
 _WORKER: Pipeline | None = None
 
+_BATCH_GC_THRESHOLDS = (10_000, 10, 10)
+"""The cyclic garbage collector's thresholds during a run (Python's default: 700, 10, 10).
+
+A file allocates tens of thousands of containers (datasets, elements, memo keys), nearly all
+freed by reference counting, so the default first threshold starts a collection every few
+files, and every few hundred files one of the whole heap, whose long-lived part is mostly the
+memos' entries (about 100 ms each). Measured on the benchmark corpus (1,174 files): 0.49 s of
+collections at the default, 0.09 s at these, the peak RSS the same (160 / 162 MB) and under a
+hundred objects of cyclic garbage left at the end: files make almost none."""
+
+
+@contextmanager
+def _batch_gc() -> Iterator[None]:
+    previous = gc.get_threshold()
+    gc.set_threshold(*_BATCH_GC_THRESHOLDS)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*previous)
+
 
 def _init_worker(pipeline: Pipeline) -> None:
     global _WORKER
     quiet_libraries()
+    gc.set_threshold(*_BATCH_GC_THRESHOLDS)  # the worker process's own, for its whole life
     _WORKER = pipeline
 
 
@@ -229,8 +252,9 @@ def run_headless(src: Path, dst: Path, qdir: Path, pipeline: Pipeline, *, worker
         summary.pixels_cleaned += int(result.pixels_cleaned)
 
     if workers <= 1:
-        for job in jobs:
-            account(_handle(*job, pipeline=pipeline))
+        with _batch_gc():
+            for job in jobs:
+                account(_handle(*job, pipeline=pipeline))
     else:
         with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker,
                                  initargs=(pipeline,)) as pool:
