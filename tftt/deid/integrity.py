@@ -9,7 +9,9 @@ rather than de-identified. Pure.
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any
 
+from pydicom.dataelem import RawDataElement, convert_raw_data_element
 from pydicom.dataset import Dataset
 from pydicom.uid import UID
 
@@ -21,9 +23,20 @@ NATIVE_SYNTAXES = frozenset({"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.84
 PIXEL_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)
 
 
-def _int(ds: Dataset, keyword: str, default: int) -> int:
+def _value(ds: Dataset, tag: int) -> Any:
+    """``ds.get(keyword)`` for a plain (unambiguous) VR, without storing the conversion in
+    ``ds``: a check only reads, and an element left as read passes on as read."""
+    element = ds.get_item(tag)
+    if element is None:
+        return None
+    if type(element) is RawDataElement:
+        element = convert_raw_data_element(element, encoding=ds._character_set, ds=ds)
+    return element.value
+
+
+def _int(ds: Dataset, tag: int, default: int) -> int:
     try:
-        value = ds.get(keyword, default)
+        value = _value(ds, tag)
         return int(value) if value not in (None, "") else default
     except (TypeError, ValueError):
         return -1
@@ -50,7 +63,7 @@ def check_integrity(ds: Dataset, transfer_syntax_uid: str) -> None:
         UnsupportedInputError: an image object without pixel data, or native pixel data shorter
             than Rows × Columns × Samples × Frames × BitsAllocated says.
     """
-    sop_class = str(ds.get("SOPClassUID", "") or "")
+    sop_class = str(_value(ds, 0x00080016) or "")
     raw = next((ds.get_item(tag) for tag in PIXEL_TAGS if ds.get_item(tag) is not None), None)
     if raw is None:
         if is_image_sop_class(sop_class):
@@ -62,9 +75,9 @@ def check_integrity(ds: Dataset, transfer_syntax_uid: str) -> None:
         raise UnsupportedInputError("pixel data is empty", code="missing-pixel-data")
     if transfer_syntax_uid not in NATIVE_SYNTAXES or raw.tag != 0x7FE00010:
         return
-    expected_bits = image_bits(_int(ds, "Rows", -1), _int(ds, "Columns", -1),
-                               _int(ds, "SamplesPerPixel", 1), _int(ds, "NumberOfFrames", 1),
-                               _int(ds, "BitsAllocated", -1))  # fmt: skip
+    expected_bits = image_bits(_int(ds, 0x00280010, -1), _int(ds, 0x00280011, -1),  # rows, columns
+                               _int(ds, 0x00280002, 1), _int(ds, 0x00280008, 1),  # samples, frames
+                               _int(ds, 0x00280100, -1))  # bits allocated  # fmt: skip
     if expected_bits is None:
         raise UnsupportedInputError("image pixel module is missing or invalid", code="invalid-pixel-module")
     if len(value) * 8 < expected_bits:
