@@ -11,6 +11,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
+from pydicom.charset import default_encoding
 from pydicom.dataelem import RawDataElement, convert_raw_data_element
 from pydicom.dataset import Dataset
 from pydicom.uid import UID
@@ -24,13 +25,15 @@ PIXEL_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)
 
 
 def _value(ds: Dataset, tag: int) -> Any:
-    """``ds.get(keyword)`` for a plain (unambiguous) VR, without storing the conversion in
-    ``ds``: a check only reads, and an element left as read passes on as read."""
+    """``ds.get(keyword)`` for the UI, US and IS attributes checked here, without storing the
+    conversion in ``ds``: a check only reads, and an element left as read passes on as read.
+    These VRs decode no text, so the dataset's character set (which pydicom would work out
+    again for every read) is not needed."""
     element = ds.get_item(tag)
     if element is None:
         return None
     if type(element) is RawDataElement:
-        element = convert_raw_data_element(element, encoding=ds._character_set, ds=ds)
+        element = convert_raw_data_element(element, encoding=default_encoding, ds=ds)
     return element.value
 
 
