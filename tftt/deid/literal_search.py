@@ -42,14 +42,19 @@ class LiteralSearchError(Exception):
     falls back to its own scan, which finds the same."""
 
 
+def _check_patterns(patterns: Sequence[bytes], available: bool, library: str) -> None:
+    """What both finders demand before building: their library, and patterns to find."""
+    if not available:
+        raise RuntimeError(f"{library} is not installed")
+    if not patterns or any(not p for p in patterns):
+        raise ValueError("patterns must be non-empty byte strings")
+
+
 class CaselessLiterals:
     """Hyperscan over ``patterns``, ASCII letters matched in either case (other bytes exactly)."""
 
     def __init__(self, patterns: Sequence[bytes]) -> None:
-        if not CASELESS_AVAILABLE:
-            raise RuntimeError("hyperscan is not installed")
-        if not patterns or any(not p for p in patterns):
-            raise ValueError("patterns must be non-empty byte strings")
+        _check_patterns(patterns, CASELESS_AVAILABLE, "hyperscan")
         self.lengths = tuple(len(p) for p in patterns)
         self._db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
         # Each pattern as an expression: ASCII letters as themselves (HS_FLAG_CASELESS matches
@@ -96,10 +101,7 @@ class ExactLiterals:
     """Aho-Corasick over ``patterns``, byte for byte."""
 
     def __init__(self, patterns: Sequence[bytes]) -> None:
-        if not EXACT_AVAILABLE:
-            raise RuntimeError("ahocorasick_rs is not installed")
-        if not patterns or any(not p for p in patterns):
-            raise ValueError("patterns must be non-empty byte strings")
+        _check_patterns(patterns, EXACT_AVAILABLE, "ahocorasick_rs")
         try:
             self._automaton = ahocorasick_rs.BytesAhoCorasick(list(patterns))
         except (ValueError, TypeError, OverflowError) as exc:
