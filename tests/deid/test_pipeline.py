@@ -87,16 +87,22 @@ def _clear_needle_caches() -> None:
     scan._FINDERS.clear()
 
 
+def _digest_with_fresh_needle_caches(corpus) -> str:
+    """The corpus digest with no shared set or finder left from an earlier test, nor kept for
+    a later one (the finders depend on the settings a test patches)."""
+    _clear_needle_caches()
+    try:
+        return _digest(corpus)[0]
+    finally:
+        _clear_needle_caches()
+
+
 def test_without_the_compiled_finders_the_digest_is_the_same(corpus, monkeypatch):
     """Hyperscan and Aho-Corasick (tftt.deid.literal_search) only find candidates faster:
     without them (a platform with no wheel) not one byte or finding differs."""
     monkeypatch.setattr(literal_search, "CASELESS_AVAILABLE", False)
     monkeypatch.setattr(literal_search, "EXACT_AVAILABLE", False)
-    _clear_needle_caches()
-    try:
-        assert _digest(corpus)[0] == PINNED
-    finally:
-        _clear_needle_caches()
+    assert _digest_with_fresh_needle_caches(corpus) == PINNED
 
 
 def test_the_compiled_finders_run_on_the_pinned_corpus(corpus, monkeypatch):
@@ -112,11 +118,7 @@ def test_the_compiled_finders_run_on_the_pinned_corpus(corpus, monkeypatch):
             _original(self, patterns)
 
         monkeypatch.setattr(cls, "__init__", spy)
-    _clear_needle_caches()
-    try:
-        assert _digest(corpus)[0] == PINNED
-    finally:
-        _clear_needle_caches()
+    assert _digest_with_fresh_needle_caches(corpus) == PINNED
     assert "CaselessLiterals" in built and "ExactLiterals" in built
 
 
